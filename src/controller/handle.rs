@@ -1,0 +1,233 @@
+//! The controller's public face: typed requests that the control API, `roll` and tests send.
+//!
+//! Everything here is message passing; the controller task owns all state.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::haproxy::types::ServerId;
+
+/// What a request names: a container (by name) or a HAProxy server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Container(String),
+    Server(ServerId),
+}
+
+impl Target {
+    /// `backend/server` names a server; anything else names a container.
+    pub fn parse(text: &str) -> Self {
+        match ServerId::parse(text) {
+            Some(id) => Target::Server(id),
+            None => Target::Container(text.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Container(name) => write!(f, "container {name}"),
+            Target::Server(id) => write!(f, "server {id}"),
+        }
+    }
+}
+
+/// Who holds a server out of rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Owner {
+    /// In rotation; nobody holds it.
+    None,
+    /// An operator set MAINT/DRAIN (or weight 0) outside haproxy-drain.
+    Operator,
+    /// haproxy-drain took it out and will restore it.
+    HaproxyDrain,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::None => "none",
+            Owner::Operator => "operator",
+            Owner::HaproxyDrain => "haproxy-drain",
+        }
+    }
+}
+
+/// What started a drain; a metrics label and part of every decision log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    DockerEvent,
+    Api,
+    Roll,
+    Reconcile,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::DockerEvent => "docker_event",
+            Trigger::Api => "api",
+            Trigger::Roll => "roll",
+            Trigger::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// One server as the controller sees it: HAProxy's state joined with its container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerView {
+    pub backend: String,
+    pub server: String,
+    pub container: Option<String>,
+    pub addr: String,
+    pub port: Option<u16>,
+    /// HAProxy's status text (`UP`, `DRAIN`, `MAINT`, `DOWN 1/2`, …).
+    pub state: String,
+    pub weight: u32,
+    pub initial_weight: u32,
+    /// Current sessions, summed over every HAProxy.
+    pub sessions: u64,
+    pub check: String,
+    pub owner: Owner,
+    /// The controller's phase for this server (`in_rotation`, `draining`, `held`, `gating`, …).
+    pub phase: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainRequest {
+    pub target: Target,
+    /// Wait until sessions reach 0 (or `timeout`) before answering.
+    pub wait: bool,
+    pub timeout: Duration,
+    /// Ignore the availability budget.
+    pub force: bool,
+    pub trigger: Trigger,
+    /// `true` (API drains): the server stays out until `ready`, even across container restarts.
+    /// `false` (roll): it comes back by itself once its container is started and healthy.
+    pub sticky: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainReport {
+    pub server: ServerId,
+    pub container: Option<String>,
+    /// True once sessions reached 0 on every HAProxy.
+    pub drained: bool,
+    pub sessions_left: u64,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyRequest {
+    pub target: Target,
+    /// Wait until the server is back in rotation (health-gated) before answering.
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyReport {
+    pub server: ServerId,
+    pub container: Option<String>,
+    pub in_rotation: bool,
+    pub elapsed_ms: u64,
+}
+
+/// Why a control request failed. Each maps to one HTTP status in the control API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControlError {
+    /// 404
+    #[error("{0} is not mapped to any HAProxy server known to haproxy-drain")]
+    NotFound(String),
+    /// 409
+    #[error("draining {server} would leave backend {backend} with {ready_after} ready server(s); the budget allows at most {max_out} out of rotation (use force to override)")]
+    Budget {
+        server: ServerId,
+        backend: String,
+        ready_after: usize,
+        max_out: usize,
+    },
+    /// 504
+    #[error("{server} still has {sessions_left} session(s) after {waited_ms} ms")]
+    DrainTimeout {
+        server: ServerId,
+        sessions_left: u64,
+        waited_ms: u64,
+    },
+    /// 504
+    #[error("{server} is not back in rotation after {waited_ms} ms ({reason})")]
+    ReadyTimeout {
+        server: ServerId,
+        waited_ms: u64,
+        reason: String,
+    },
+    /// 409
+    #[error("{0}")]
+    Conflict(String),
+    /// 502
+    #[error("HAProxy refused or failed: {0}")]
+    Haproxy(String),
+    /// 503
+    #[error("haproxy-drain is shutting down or its controller is not running")]
+    Unavailable,
+}
+
+/// Messages the controller task receives from outside.
+#[derive(Debug)]
+pub enum ControlRequest {
+    Status {
+        reply: oneshot::Sender<Vec<ServerView>>,
+    },
+    Drain {
+        request: DrainRequest,
+        reply: oneshot::Sender<Result<DrainReport, ControlError>>,
+    },
+    Ready {
+        request: ReadyRequest,
+        reply: oneshot::Sender<Result<ReadyReport, ControlError>>,
+    },
+}
+
+/// A cloneable handle to the running controller.
+#[derive(Debug, Clone)]
+pub struct ControllerHandle {
+    tx: mpsc::Sender<ControlRequest>,
+}
+
+impl ControllerHandle {
+    pub fn new(tx: mpsc::Sender<ControlRequest>) -> Self {
+        Self { tx }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ControlRequest,
+    ) -> Result<T, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ControlError::Unavailable)?;
+        rx.await.map_err(|_| ControlError::Unavailable)
+    }
+
+    pub async fn status(&self) -> Result<Vec<ServerView>, ControlError> {
+        self.ask(|reply| ControlRequest::Status { reply }).await
+    }
+
+    pub async fn drain(&self, request: DrainRequest) -> Result<DrainReport, ControlError> {
+        self.ask(|reply| ControlRequest::Drain { request, reply })
+            .await?
+    }
+
+    pub async fn ready(&self, request: ReadyRequest) -> Result<ReadyReport, ControlError> {
+        self.ask(|reply| ControlRequest::Ready { request, reply })
+            .await?
+    }
+}

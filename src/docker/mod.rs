@@ -1,0 +1,5 @@
+//! The only module that talks to the Docker engine (through bollard).
+
+pub mod types;
+
+pub use types::*;

@@ -1,0 +1,16 @@
+//! haproxy-drain: keeps HAProxy servers in step with the Docker containers behind them.
+//!
+//! # Layout
+//!
+//! - [`haproxy`]: the runtime API client (stats socket / master CLI), typed commands and pure
+//!   reply parsers. The only code that talks to HAProxy.
+//! - [`docker`]: bollard wrapper: list, inspect, the event stream with reconnect and replay. The
+//!   only code that talks to Docker.
+//! - [`controller`]: one task per mapped server; executes the drain machine's actions against every
+//!   HAProxy; reconciles from ground truth. [`controller::ControllerHandle`] is its public face.
+//! - [`shutdown`]: the one shutdown signal every task listens to.
+
+pub mod controller;
+pub mod docker;
+pub mod haproxy;
+pub mod shutdown;
