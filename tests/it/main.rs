@@ -1,0 +1,3 @@
+//! One integration-test binary (links once): real HAProxy, real Docker.
+
+mod support;

@@ -1,0 +1,1 @@
+//! Shared fixtures: a real HAProxy in a temp dir, Docker test containers, unique names.
