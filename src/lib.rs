@@ -10,7 +10,9 @@
 //!   HAProxy; reconciles from ground truth. [`controller::ControllerHandle`] is its public face.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
+pub mod config;
 pub mod controller;
 pub mod docker;
 pub mod haproxy;
+pub mod mapping;
 pub mod shutdown;
