@@ -15,4 +15,5 @@ pub mod controller;
 pub mod docker;
 pub mod haproxy;
 pub mod mapping;
+pub mod metrics;
 pub mod shutdown;

@@ -1,0 +1,352 @@
+//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
+//!
+//! [`Metrics`] is created once by the daemon and shared as `Arc<Metrics>`; the controller, the
+//! Docker watcher and the HAProxy client call its recording methods, which never fail and never
+//! block for long (atomic updates behind short locks). Every series carries the prefix
+//! `haproxy_drain_`; server series use HAProxy's exporter label names `proxy` and `server` so they
+//! join with HAProxy's own metrics. Label values fed from outside are bounded (see [`labels`]).
+//!
+//! The endpoint serves the classic Prometheus text format (0.0.4), not OpenMetrics, because
+//! `promtool check metrics` and older scrapers only parse the classic one.
+
+mod labels;
+mod record;
+mod server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+pub use labels::{OPEN_VOCABULARY_LIMIT, OTHER, SERVER_STATES};
+pub use server::{router, serve, MetricsServer, CONTENT_TYPE};
+
+use labels::*;
+
+/// How a drain ended; the `result` label of `haproxy_drain_drains_finished_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DrainResult {
+    /// Sessions reached 0 on every HAProxy before the deadline.
+    Drained,
+    /// The deadline passed with sessions still open.
+    TimedOut,
+    /// The drain was cancelled (container started again, operator took over, shutdown).
+    Aborted,
+}
+
+impl DrainResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainResult::Drained => "drained",
+            DrainResult::TimedOut => "timed_out",
+            DrainResult::Aborted => "aborted",
+        }
+    }
+}
+
+/// How a restore ended; the `result` label of `haproxy_drain_restores_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RestoreResult {
+    /// The server is back in rotation.
+    Restored,
+    /// The container never became healthy before the health deadline.
+    HealthTimeout,
+    /// HAProxy refused the change or another error stopped the restore.
+    Failed,
+}
+
+impl RestoreResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreResult::Restored => "restored",
+            RestoreResult::HealthTimeout => "health_timeout",
+            RestoreResult::Failed => "failed",
+        }
+    }
+}
+
+/// Why the metrics endpoint could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot listen for metrics on {addr}: {source} (is another process using the port? change --metrics-listen)")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the metrics endpoint on {addr} stopped: {source}")]
+    Serve {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("encoding metrics failed (a bug in haproxy-drain; please report it)")]
+    Encode(#[from] std::fmt::Error),
+}
+
+/// Whether haproxy-drain can do its job right now; what `/readyz` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Each entry names one thing that is not connected.
+    NotReady(Vec<String>),
+}
+
+/// Buckets for drains and out-of-rotation times: sub-second idle drains up to long deadlines.
+const LONG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Buckets for reaction and command latency, from 0.5 ms.
+const FAST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn long_histogram() -> Histogram {
+    Histogram::new(LONG_BUCKETS.iter().copied())
+}
+
+fn fast_histogram() -> Histogram {
+    Histogram::new(FAST_BUCKETS.iter().copied())
+}
+
+fn histogram_family<L: Clone + std::hash::Hash + Eq>(
+    make: fn() -> Histogram,
+) -> HistogramFamily<L> {
+    Family::new_with_constructor(make)
+}
+
+/// All of haproxy-drain's metrics. Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    drains_started: Family<TriggerServerLabels, Counter>,
+    drains_finished: Family<TriggerResultServerLabels, Counter>,
+    drain_duration: HistogramFamily<ResultServerLabels>,
+    drain_sessions_left: Family<ServerLabels, Gauge>,
+    restores: Family<ResultServerLabels, Counter>,
+    restore_start_to_rotation: HistogramFamily<ServerLabels>,
+    out_of_rotation_duration: HistogramFamily<ServerLabels>,
+    reaction_latency: HistogramFamily<ActionServerLabels>,
+    servers_out_of_rotation: Family<OwnerServerLabels, Gauge>,
+    out_of_rotation_since: Family<OwnerServerLabels, Gauge<f64, AtomicU64>>,
+    desired_state: Family<StateServerLabels, Gauge>,
+    actual_state: Family<StateServerLabels, Gauge>,
+    docker_events: Family<ActionLabels, Counter>,
+    docker_reconnects: Counter,
+    docker_connected: Gauge,
+    haproxy_commands: Family<CommandResultLabels, Counter>,
+    haproxy_command_duration: HistogramFamily<CommandLabels>,
+    haproxy_connected: Family<HaproxyLabels, Gauge>,
+    reloads_detected: Counter,
+    reconcile_corrections: Family<KindLabels, Counter>,
+    config_errors: Family<KindLabels, Counter>,
+    roll_steps: Family<ResultLabels, Counter>,
+    rolls: Family<ResultLabels, Counter>,
+    vocabularies: Vocabularies,
+    /// HAProxy URL → connected; kept apart from the gauge so `/readyz` can list every URL even
+    /// when the gauge's label folded some into `other`.
+    haproxies: Mutex<BTreeMap<String, bool>>,
+}
+
+/// One bounded vocabulary per open label.
+#[derive(Debug, Default)]
+struct Vocabularies {
+    reaction_action: BoundedVocabulary,
+    command: BoundedVocabulary,
+    correction_kind: BoundedVocabulary,
+    config_error_kind: BoundedVocabulary,
+    haproxy: BoundedVocabulary,
+    roll_result: BoundedVocabulary,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric family. Families without samples yet still show their HELP/TYPE.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("haproxy_drain");
+        let metrics = Self {
+            drains_started: Family::default(),
+            drains_finished: Family::default(),
+            drain_duration: histogram_family(long_histogram),
+            drain_sessions_left: Family::default(),
+            restores: Family::default(),
+            restore_start_to_rotation: histogram_family(long_histogram),
+            out_of_rotation_duration: histogram_family(long_histogram),
+            reaction_latency: histogram_family(fast_histogram),
+            servers_out_of_rotation: Family::default(),
+            out_of_rotation_since: Family::default(),
+            desired_state: Family::default(),
+            actual_state: Family::default(),
+            docker_events: Family::default(),
+            docker_reconnects: Counter::default(),
+            docker_connected: Gauge::default(),
+            haproxy_commands: Family::default(),
+            haproxy_command_duration: histogram_family(fast_histogram),
+            haproxy_connected: Family::default(),
+            reloads_detected: Counter::default(),
+            reconcile_corrections: Family::default(),
+            config_errors: Family::default(),
+            roll_steps: Family::default(),
+            rolls: Family::default(),
+            vocabularies: Vocabularies::default(),
+            haproxies: Mutex::new(BTreeMap::new()),
+            registry: Registry::default(),
+        };
+        metrics.register_all(&mut registry);
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    fn register_all(&self, r: &mut Registry) {
+        r.register(
+            "build",
+            "haproxy-drain's version; always 1",
+            Info::new(VersionLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
+        );
+        r.register(
+            "drains_started",
+            "Drains started, by what triggered them",
+            self.drains_started.clone(),
+        );
+        r.register(
+            "drains_finished",
+            "Drains finished, by trigger and result (drained, timed_out, aborted)",
+            self.drains_finished.clone(),
+        );
+        r.register("drain_duration_seconds", "Time from taking a server out of rotation to its last session closing (or the deadline)", self.drain_duration.clone());
+        r.register("drain_sessions_left", "Sessions still open when the server's last drain ended; above 0 means the deadline cut them", self.drain_sessions_left.clone());
+        r.register(
+            "restores",
+            "Restores finished, by result (restored, health_timeout, failed)",
+            self.restores.clone(),
+        );
+        r.register(
+            "restore_start_to_rotation_seconds",
+            "Time from the container starting to the server being back in rotation",
+            self.restore_start_to_rotation.clone(),
+        );
+        r.register(
+            "out_of_rotation_duration_seconds",
+            "Total time a server was out of rotation across one container restart",
+            self.out_of_rotation_duration.clone(),
+        );
+        r.register(
+            "reaction_latency_seconds",
+            "Time from the Docker event to every HAProxy acknowledging the change, by action",
+            self.reaction_latency.clone(),
+        );
+        r.register("servers_out_of_rotation", "1 for each server currently out of rotation, labelled with who took it out (operator or haproxy-drain)", self.servers_out_of_rotation.clone());
+        r.register(
+            "out_of_rotation_since_timestamp_seconds",
+            "Unix time at which the server was taken out of rotation by its current owner",
+            self.out_of_rotation_since.clone(),
+        );
+        r.register("server_desired_state", "1 for the admin state (ready, drain, maint) haproxy-drain wants the server in, 0 for the others", self.desired_state.clone());
+        r.register("server_actual_state", "1 for the admin state (ready, drain, maint) HAProxy reports for the server, 0 for the others", self.actual_state.clone());
+        r.register(
+            "docker_events",
+            "Docker container events received, by action",
+            self.docker_events.clone(),
+        );
+        r.register(
+            "docker_reconnects",
+            "Times the Docker event stream was lost and reconnected",
+            self.docker_reconnects.clone(),
+        );
+        r.register(
+            "docker_connected",
+            "1 while the Docker event stream is connected",
+            self.docker_connected.clone(),
+        );
+        r.register(
+            "haproxy_commands",
+            "HAProxy runtime API commands sent, by command and result (ok, error)",
+            self.haproxy_commands.clone(),
+        );
+        r.register(
+            "haproxy_command_duration_seconds",
+            "HAProxy runtime API command round-trip time, by command",
+            self.haproxy_command_duration.clone(),
+        );
+        r.register(
+            "haproxy_connected",
+            "1 while the HAProxy runtime API at this address answers",
+            self.haproxy_connected.clone(),
+        );
+        r.register(
+            "reloads_detected",
+            "HAProxy reloads detected (servers' state reset underneath haproxy-drain)",
+            self.reloads_detected.clone(),
+        );
+        r.register(
+            "reconcile_corrections",
+            "Differences between desired and actual state that reconciliation corrected, by kind",
+            self.reconcile_corrections.clone(),
+        );
+        r.register(
+            "config_errors",
+            "Configuration and container label errors, by kind",
+            self.config_errors.clone(),
+        );
+        r.register(
+            "roll_steps",
+            "Rolling-restart steps (one container each), by result",
+            self.roll_steps.clone(),
+        );
+        r.register(
+            "rolls",
+            "Rolling restarts finished, by result",
+            self.rolls.clone(),
+        );
+    }
+
+    /// The current values in the classic Prometheus text format.
+    pub fn encode(&self) -> Result<String, MetricsError> {
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    /// Ready when the Docker event stream is connected, at least one HAProxy is known and every
+    /// known HAProxy answers.
+    pub fn readiness(&self) -> Readiness {
+        let mut missing = Vec::new();
+        if self.docker_connected.get() != 1 {
+            missing.push("docker: event stream not connected".to_string());
+        }
+        let haproxies = self
+            .haproxies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if haproxies.is_empty() {
+            missing.push("haproxy: no HAProxy connected yet".to_string());
+        }
+        for (url, connected) in haproxies.iter() {
+            if !connected {
+                missing.push(format!("haproxy {url}: not connected"));
+            }
+        }
+        if missing.is_empty() {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady(missing)
+        }
+    }
+}
