@@ -350,3 +350,6 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
