@@ -118,6 +118,7 @@ impl Metrics {
     /// The admin state haproxy-drain wants (`desired`) and the one HAProxy reports (`actual`),
     /// each one of `ready`, `drain`, `maint`; any other word sets all three to 0.
     pub fn set_server_state(&self, proxy: &str, server: &str, desired: &str, actual: &str) {
+        self.initialise_server_counters(proxy, server);
         for state in SERVER_STATES {
             let labels = StateServerLabels {
                 proxy: proxy.to_string(),
@@ -127,6 +128,53 @@ impl Metrics {
             let flag = |value: &str| i64::from(value.trim().eq_ignore_ascii_case(state));
             self.desired_state.get_or_create(&labels).set(flag(desired));
             self.actual_state.get_or_create(&labels).set(flag(actual));
+        }
+    }
+
+    /// Creates a server's drain and restore counters at 0 the first time it is seen: a counter
+    /// series that first appears already at 1 is invisible to `increase()`, so the first timeout
+    /// of a server would never alert.
+    fn initialise_server_counters(&self, proxy: &str, server: &str) {
+        let first_state = StateServerLabels {
+            proxy: proxy.to_string(),
+            server: server.to_string(),
+            state: SERVER_STATES[0].to_string(),
+        };
+        if self.desired_state.get(&first_state).is_some() {
+            return;
+        }
+        let results = [
+            DrainResult::Drained,
+            DrainResult::TimedOut,
+            DrainResult::Aborted,
+        ];
+        for trigger in TRIGGERS {
+            self.drains_started
+                .get_or_create_owned(&TriggerServerLabels {
+                    trigger: trigger.to_string(),
+                    proxy: proxy.to_string(),
+                    server: server.to_string(),
+                });
+            for result in results {
+                self.drains_finished
+                    .get_or_create_owned(&TriggerResultServerLabels {
+                        trigger: trigger.to_string(),
+                        result: result.as_str().to_string(),
+                        proxy: proxy.to_string(),
+                        server: server.to_string(),
+                    });
+            }
+        }
+        for result in [
+            RestoreResult::Restored,
+            RestoreResult::HealthTimeout,
+            RestoreResult::Failed,
+        ] {
+            self.restores.get_or_create_owned(&ResultServerLabels {
+                result: result.as_str().to_string(),
+                proxy: proxy.to_string(),
+                server: server.to_string(),
+            });
         }
     }
 

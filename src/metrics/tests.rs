@@ -105,7 +105,8 @@ fn desired_and_actual_state_are_one_hot() {
         assert_eq!(value_of(&text, &have), Some(actual), "{text}");
     }
     metrics.forget_server("be", "s");
-    assert!(!encoded(&metrics).contains(r#"server="s""#));
+    let text = encoded(&metrics);
+    assert!(!text.contains(r#"server="s",state"#), "state series must go: {text}");
 }
 
 #[test]
@@ -225,4 +226,15 @@ pub(crate) fn promtool_check_metrics(text: &str) -> (bool, String) {
     let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), printed)
+}
+
+#[test]
+fn a_known_server_has_its_drain_and_restore_counters_at_zero() {
+    let metrics = Metrics::new();
+    metrics.set_server_state("be", "s", "ready", "ready");
+    let text = encoded(&metrics);
+    let timed_out = r#"haproxy_drain_drains_finished_total{trigger="docker_event",result="timed_out",proxy="be",server="s"}"#;
+    assert_eq!(value_of(&text, timed_out), Some(0.0), "{text}");
+    let failed = r#"haproxy_drain_restores_total{result="failed",proxy="be",server="s"}"#;
+    assert_eq!(value_of(&text, failed), Some(0.0), "{text}");
 }
