@@ -13,6 +13,7 @@
 pub mod config;
 pub mod controller;
 pub mod docker;
+pub mod drain;
 pub mod haproxy;
 pub mod mapping;
 pub mod metrics;

@@ -1,0 +1,179 @@
+//! The drain state machine: events and time in, actions out. No I/O, no clocks of its own.
+//!
+//! One [`Machine`] per HAProxy server. The controller feeds it [`Input`]s (Docker events it has
+//! already mapped, poll results, ground-truth snapshots) together with a [`Clock`] reading, then
+//! executes the returned [`Action`]s in order and asks [`Machine::next_wakeup`] when to tick it.
+
+mod machine;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+pub use machine::Machine;
+
+use crate::config::DrainMode;
+use crate::controller::handle::Trigger;
+use crate::haproxy::types::AdminState;
+
+/// A reading of both clocks: monotonic for deadlines, wall-clock for what is persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub now: Instant,
+    pub unix_ms: u64,
+}
+
+/// What haproxy-drain persists for a server it took out of rotation, so that it restores exactly
+/// what it took — and nothing an operator took — even across its own crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// Ready, or Drain when an operator had drained it before its container died.
+    pub prior_admin: AdminState,
+    /// `None` when the weight was unknown; then the weight is left as it is.
+    pub prior_weight: Option<u32>,
+    /// Held until an explicit `ready` (API drains), not restored by a container start.
+    pub sticky: bool,
+    /// haproxy-drain added this server with `add server`; `del server` it on destroy.
+    pub dynamic: bool,
+    pub trigger: Trigger,
+    pub since_unix_ms: u64,
+}
+
+/// The container behind the server, as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// `addr` is the container's IP and the port HAProxy should use (`None`: keep HAProxy's).
+    Running {
+        addr: Option<(IpAddr, Option<u16>)>,
+    },
+    Stopped,
+    Absent,
+}
+
+/// The server as HAProxy reports it (merged over every HAProxy: the least-out state wins, so a
+/// single HAProxy that lost our state after a reload is corrected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    pub admin: AdminState,
+    pub weight: u32,
+    pub initial_weight: u32,
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// The backend runs health checks for this server.
+    pub checks_enabled: bool,
+}
+
+impl Observed {
+    pub fn in_rotation(&self) -> bool {
+        self.admin == AdminState::Ready && self.weight > 0
+    }
+}
+
+/// Settings for one server's machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSettings {
+    pub mode: DrainMode,
+    pub drain_timeout: Duration,
+    pub shutdown_sessions: bool,
+    pub health_timeout: Duration,
+    /// How often sessions/checks are polled (≤ 100 ms by default).
+    pub poll_interval: Duration,
+    /// How often the health gate probes a starting container.
+    pub probe_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Ground truth from a reconciliation pass (level-triggered).
+    Sync {
+        container: ContainerState,
+        haproxy: Observed,
+    },
+    /// The container is going away (terminating kill, stop, unhealthy) or someone asked to drain.
+    Stopping {
+        trigger: Trigger,
+        sticky: bool,
+        timeout: Option<Duration>,
+    },
+    /// The container died (or was stopped after dying): no point waiting for sessions.
+    Died,
+    /// The container was removed.
+    Destroyed,
+    /// The container started; `addr` as in [`ContainerState::Running`].
+    Started { addr: Option<(IpAddr, Option<u16>)> },
+    /// Result of a health-gate probe (Docker health or our own connect/HTTP probe).
+    Gate { passed: bool },
+    /// Current sessions, summed over every HAProxy.
+    Sessions(u64),
+    /// HAProxy's own check result while warming up in DRAIN.
+    HaproxyCheck { passed: bool },
+    /// An explicit request to put the server back (API `ready`).
+    ReadyRequested,
+    /// Time passed; see [`Machine::next_wakeup`].
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    SetAdmin(AdminState),
+    SetWeight(u32),
+    SetAddr(IpAddr, Option<u16>),
+    ShutdownSessions,
+    DelServer,
+    /// Read current sessions and feed them back as [`Input::Sessions`].
+    PollSessions,
+    /// Run the health gate once and feed back [`Input::Gate`].
+    Probe,
+    /// Read HAProxy's check state and feed back [`Input::HaproxyCheck`].
+    PollCheck,
+    /// Persist this ownership record before anything else happens (write-ahead).
+    Own(Ownership),
+    /// Forget the ownership record.
+    Disown,
+    Report(Report),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainResult {
+    Drained,
+    TimedOut,
+    Aborted,
+}
+
+impl DrainResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainResult::Drained => "drained",
+            DrainResult::TimedOut => "timed_out",
+            DrainResult::Aborted => "aborted",
+        }
+    }
+}
+
+/// Things worth a log line and a metric; the controller turns each into both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    DrainStarted {
+        trigger: Trigger,
+    },
+    DrainFinished {
+        trigger: Trigger,
+        result: DrainResult,
+        elapsed: Duration,
+        sessions_left: u64,
+    },
+    Restored {
+        start_to_rotation: Option<Duration>,
+        out_of_rotation: Duration,
+    },
+    GateTimedOut {
+        waited: Duration,
+    },
+    /// Reconciliation found HAProxy different from what it should be and corrected it.
+    Correction(&'static str),
+}
