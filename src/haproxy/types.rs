@@ -220,3 +220,59 @@ impl fmt::Display for WeightSpec {
         }
     }
 }
+
+/// Argument of `set server <b>/<s> health …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Stopping,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Stopping => "stopping",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// Argument of `set server <b>/<s> agent …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Up,
+    Down,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Up => "up",
+            AgentState::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for ServerStatus {
+    /// Prints the status the way HAProxy does (`UP`, `UP 1/3`, `no check`, …).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerStatus::Up => f.write_str("UP"),
+            ServerStatus::Down => f.write_str("DOWN"),
+            ServerStatus::Maint => f.write_str("MAINT"),
+            ServerStatus::Drain => f.write_str("DRAIN"),
+            ServerStatus::Nolb => f.write_str("NOLB"),
+            ServerStatus::NoCheck => f.write_str("no check"),
+            ServerStatus::Transition {
+                base,
+                current,
+                needed,
+            } => write!(f, "{base} {current}/{needed}"),
+            ServerStatus::Other(text) => f.write_str(text),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! One connection, many commands: prompt mode framing.
+//!
+//! Replies cannot be delimited by blank lines (some errors end with a single `\n`, and `;`-joined
+//! replies simply concatenate), so every exchange switches the CLI into prompt mode first and cuts
+//! replies at the prompt: `"> "` on a worker socket, `"master> "` on the master CLI. A prompt is
+//! only recognised at the start of a line, since every reply ends with a newline; HAProxy never
+//! prints a data line starting with `"> "` in the replies we parse.
+//!
+//! All command lines are written in one go while replies are read concurrently, so a large reply
+//! cannot dead-lock against a still-pending write.
+
+use std::path::Path;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::addr::{Endpoint, HaproxyAddr};
+use super::command::RawReply;
+use super::error::{connect_hint, HaproxyError};
+
+const WORKER_PROMPT: &[u8] = b"> ";
+const MASTER_PROMPT: &[u8] = b"master> ";
+
+/// Why the splitter stopped accepting input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    /// A single reply grew beyond the limit without a prompt.
+    TooLarge,
+    /// The answer to `prompt` was not a prompt: not a HAProxy CLI.
+    NoPrompt(String),
+}
+
+/// Cuts a prompt-mode byte stream into replies. Pure; fed chunk by chunk.
+#[derive(Debug)]
+pub struct PromptSplitter {
+    buf: Vec<u8>,
+    prompt: Option<&'static [u8]>,
+    /// Bytes of `buf` already searched for a prompt (minus a prompt's length of overlap).
+    scanned: usize,
+    max_reply: usize,
+    replies: Vec<RawReply>,
+}
+
+impl PromptSplitter {
+    pub fn new(max_reply: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            prompt: None,
+            scanned: 0,
+            max_reply,
+            replies: Vec::new(),
+        }
+    }
+
+    /// Replies cut so far (the answer to `prompt` itself is not included).
+    pub fn replies(&self) -> &[RawReply] {
+        &self.replies
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), SplitError> {
+        self.buf.extend_from_slice(chunk);
+        if self.prompt.is_none() && !self.detect_prompt()? {
+            return Ok(());
+        }
+        let prompt = self.prompt.unwrap_or(WORKER_PROMPT);
+        loop {
+            let start = self.scanned.saturating_sub(prompt.len() + 1);
+            let end = if self.buf.starts_with(prompt) {
+                Some(0)
+            } else {
+                find_line_start(&self.buf[start..], prompt).map(|i| start + i)
+            };
+            let Some(end) = end else {
+                self.scanned = self.buf.len();
+                if self.buf.len() > self.max_reply {
+                    return Err(SplitError::TooLarge);
+                }
+                return Ok(());
+            };
+            let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            self.replies.push(RawReply {
+                text,
+                terminated: true,
+            });
+            self.buf.drain(..end + prompt.len());
+            self.scanned = 0;
+        }
+    }
+
+    /// The connection ended: whatever is left is the last, unterminated reply.
+    pub fn finish(&mut self) {
+        if self.prompt.is_some() && !self.buf.is_empty() {
+            let text = String::from_utf8_lossy(&self.buf).into_owned();
+            self.replies.push(RawReply {
+                text,
+                terminated: false,
+            });
+            self.buf.clear();
+        }
+    }
+
+    fn detect_prompt(&mut self) -> Result<bool, SplitError> {
+        for (answer, prompt) in [
+            (&b"\n> "[..], WORKER_PROMPT),
+            (MASTER_PROMPT, MASTER_PROMPT),
+        ] {
+            if self.buf.starts_with(answer) {
+                self.prompt = Some(prompt);
+                self.buf.drain(..answer.len());
+                return Ok(true);
+            }
+        }
+        let could_still_be_prompt = [&b"\n> "[..], MASTER_PROMPT]
+            .iter()
+            .any(|answer| answer.starts_with(&self.buf));
+        match could_still_be_prompt {
+            true => Ok(false),
+            false => {
+                let seen =
+                    String::from_utf8_lossy(&self.buf[..self.buf.len().min(80)]).into_owned();
+                Err(SplitError::NoPrompt(seen))
+            }
+        }
+    }
+}
+
+/// Position of the first `prompt` that starts a line (right after a `\n`), pointing after the `\n`.
+fn find_line_start(haystack: &[u8], prompt: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = haystack[from..].iter().position(|&b| b == b'\n') {
+        let line_start = from + i + 1;
+        if haystack[line_start..].starts_with(prompt) {
+            return Some(line_start);
+        }
+        from = line_start;
+    }
+    None
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn connect(addr: &HaproxyAddr) -> Result<Box<dyn Stream>, HaproxyError> {
+    let result = match &addr.endpoint {
+        Endpoint::Unix(path) => connect_unix(path).await,
+        Endpoint::Tcp { host, port } => TcpStream::connect(HaproxyAddr::tcp_target(host, *port))
+            .await
+            .map(|s| Box::new(s) as Box<dyn Stream>),
+    };
+    result.map_err(|source| HaproxyError::Connect {
+        addr: addr.to_string(),
+        hint: connect_hint(source.kind(), matches!(addr.endpoint, Endpoint::Unix(_))),
+        source,
+    })
+}
+
+async fn connect_unix(path: &Path) -> std::io::Result<Box<dyn Stream>> {
+    Ok(Box::new(UnixStream::connect(path).await?))
+}
+
+/// Sends `prompt`, every line, then `quit`, and returns one reply per line that got one (fewer
+/// when HAProxy closed the connection early). No timeout here: the caller wraps the whole call.
+pub async fn exchange(
+    addr: &HaproxyAddr,
+    lines: &[String],
+    max_reply: usize,
+) -> Result<Vec<RawReply>, HaproxyError> {
+    let stream = connect(addr).await?;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut request = String::with_capacity(16 + lines.iter().map(|l| l.len() + 1).sum::<usize>());
+    request.push_str("prompt\n");
+    for line in lines {
+        request.push_str(line);
+        request.push('\n');
+    }
+    request.push_str("quit\n");
+
+    // Written from its own task so that a peer that stops reading cannot stall the reader. Write
+    // errors are ignored: HAProxy may close early (e.g. the master CLI after an unknown worker),
+    // and the reader reports what is missing.
+    let writer_task = tokio::spawn(async move {
+        let _ = writer.write_all(request.as_bytes()).await;
+        let _ = writer.flush().await;
+    });
+    let read = async {
+        let mut splitter = PromptSplitter::new(max_reply);
+        let mut chunk = vec![0u8; 64 * 1024];
+        while splitter.replies().len() < lines.len() {
+            let n = reader
+                .read(&mut chunk)
+                .await
+                .map_err(|source| HaproxyError::Io {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            if n == 0 {
+                splitter.finish();
+                break;
+            }
+            splitter.feed(&chunk[..n]).map_err(|e| match e {
+                SplitError::TooLarge => HaproxyError::ReplyTooLarge {
+                    addr: addr.to_string(),
+                    limit: max_reply,
+                },
+                SplitError::NoPrompt(seen) => HaproxyError::Protocol {
+                    addr: addr.to_string(),
+                    detail: format!("expected a CLI prompt after `prompt`, got {seen:?}"),
+                },
+            })?;
+        }
+        if splitter.prompt.is_none() {
+            return Err(HaproxyError::Protocol {
+                addr: addr.to_string(),
+                detail: "the connection closed before a CLI prompt arrived".to_string(),
+            });
+        }
+        Ok(splitter.replies)
+    };
+    let replies = read.await;
+    writer_task.abort();
+    replies
+}
