@@ -16,5 +16,6 @@ pub mod docker;
 pub mod drain;
 pub mod haproxy;
 pub mod mapping;
+pub mod ownership;
 pub mod metrics;
 pub mod shutdown;

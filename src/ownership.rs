@@ -1,0 +1,200 @@
+//! The ownership record: which servers haproxy-drain took out of rotation, and what to restore.
+//!
+//! Written atomically (temp file, fsync, rename) *before* the HAProxy change it describes, so a
+//! crash at any point leaves either the old or the new record and the next start reconciles.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::drain::Ownership;
+use crate::haproxy::types::ServerId;
+
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OwnershipError {
+    #[error("cannot write the state file {path}: {source} (is --state-file on a writable disk?)")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read the state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the state file {path} is not valid ({message}); move it away to start fresh — servers it held will be taken back by reconciliation")]
+    Corrupt { path: String, message: String },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    /// Keyed by `backend/server`.
+    servers: BTreeMap<String, Ownership>,
+}
+
+/// The persisted map, shared by every server task.
+#[derive(Debug)]
+pub struct OwnershipStore {
+    path: Option<PathBuf>,
+    servers: Mutex<BTreeMap<ServerId, Ownership>>,
+}
+
+impl OwnershipStore {
+    /// Loads the record at `path` (a missing file is an empty record). `None`: memory only.
+    pub fn open(path: Option<PathBuf>) -> Result<Self, OwnershipError> {
+        let servers = match &path {
+            Some(path) => load(path)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Self {
+            path,
+            servers: Mutex::new(servers),
+        })
+    }
+
+    pub async fn get(&self, id: &ServerId) -> Option<Ownership> {
+        self.servers.lock().await.get(id).cloned()
+    }
+
+    pub async fn all(&self) -> BTreeMap<ServerId, Ownership> {
+        self.servers.lock().await.clone()
+    }
+
+    pub async fn save(&self, id: &ServerId, ownership: Ownership) -> Result<(), OwnershipError> {
+        let mut servers = self.servers.lock().await;
+        if servers.get(id) == Some(&ownership) {
+            return Ok(());
+        }
+        servers.insert(id.clone(), ownership);
+        self.persist(&servers)
+    }
+
+    pub async fn forget(&self, id: &ServerId) -> Result<(), OwnershipError> {
+        let mut servers = self.servers.lock().await;
+        if servers.remove(id).is_none() {
+            return Ok(());
+        }
+        self.persist(&servers)
+    }
+
+    fn persist(&self, servers: &BTreeMap<ServerId, Ownership>) -> Result<(), OwnershipError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = File {
+            version: FORMAT_VERSION,
+            servers: servers
+                .iter()
+                .map(|(id, o)| (id.to_string(), o.clone()))
+                .collect(),
+        };
+        let write_err = |source| OwnershipError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| write_err(e.into()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+        let tmp = path.with_extension("tmp");
+        let mut out = std::fs::File::create(&tmp).map_err(write_err)?;
+        out.write_all(&bytes).map_err(write_err)?;
+        out.sync_all().map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(write_err)?;
+        // The rename is durable only once the directory entry is.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn load(path: &Path) -> Result<BTreeMap<ServerId, Ownership>, OwnershipError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(OwnershipError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    let corrupt = |message: String| OwnershipError::Corrupt {
+        path: path.display().to_string(),
+        message,
+    };
+    let file: File = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if file.version != FORMAT_VERSION {
+        return Err(corrupt(format!("unknown format version {}", file.version)));
+    }
+    file.servers
+        .into_iter()
+        .map(|(key, o)| {
+            ServerId::parse(&key)
+                .map(|id| (id, o))
+                .ok_or_else(|| corrupt(format!("'{key}' is not backend/server")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::handle::Trigger;
+    use crate::haproxy::types::AdminState;
+
+    fn record(weight: u32) -> Ownership {
+        Ownership {
+            prior_admin: AdminState::Ready,
+            prior_weight: Some(weight),
+            sticky: false,
+            dynamic: false,
+            trigger: Trigger::DockerEvent,
+            since_unix_ms: 42,
+        }
+    }
+
+    #[tokio::test]
+    async fn survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        let id = ServerId::new("be", "web1");
+        let store = OwnershipStore::open(Some(path.clone())).unwrap();
+        store.save(&id, record(7)).await.unwrap();
+        store
+            .save(&ServerId::new("be", "web2"), record(3))
+            .await
+            .unwrap();
+        store.forget(&ServerId::new("be", "web2")).await.unwrap();
+        drop(store);
+        let again = OwnershipStore::open(Some(path)).unwrap();
+        assert_eq!(again.get(&id).await, Some(record(7)));
+        assert_eq!(again.all().await.len(), 1);
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for text in [
+            "{not json",
+            r#"{"version":9,"servers":{}}"#,
+            r#"{"version":1,"servers":{"nobackend":{"prior_admin":"ready","prior_weight":1,"sticky":false,"dynamic":false,"trigger":"api","since_unix_ms":0}}}"#,
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = OwnershipStore::open(Some(path.clone()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("state.json"), "{err}");
+        }
+    }
+}
