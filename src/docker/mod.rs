@@ -1,6 +1,20 @@
 //! The only module that talks to the Docker engine (through bollard).
+//!
+//! - [`client`] — [`DockerClient`]: connect, ping, list, inspect, stop/start/remove.
+//! - [`events`] — [`DockerClient::watch`]: the event stream with reconnect, backoff and replay.
+//! - [`convert`] — pure bollard-model → [`types`] conversions (signals, health, events).
+//! - [`backoff`] — the reconnect delay policy.
+//! - [`error`] — the typed [`DockerError`].
 
-pub mod recreate;
+pub mod backoff;
+pub mod client;
+pub mod convert;
+pub mod error;
+pub mod events;
 pub mod types;
 
+pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
+pub use convert::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
+pub use error::DockerError;
+pub use events::{WatchStats, WATCHED_ACTIONS};
 pub use types::*;

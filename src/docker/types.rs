@@ -37,9 +37,13 @@ pub struct ContainerInfo {
 #[serde(rename_all = "snake_case")]
 pub enum EventAction {
     /// `kill`, with the signal number Docker reported.
-    Kill { signal: i32 },
+    Kill {
+        signal: i32,
+    },
     /// `die`, with the exit code when Docker reported one.
-    Die { exit_code: Option<i32> },
+    Die {
+        exit_code: Option<i32>,
+    },
     Stop,
     Start,
     Restart,
@@ -63,4 +67,18 @@ pub struct ContainerEvent {
     pub attributes: HashMap<String, String>,
     /// `timeNano`: nanoseconds since the Unix epoch.
     pub time_nano: i64,
+}
+
+/// What [`DockerClient::watch`](crate::docker::DockerClient::watch) hands to its consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchItem {
+    /// A (re)subscription to `/events` is live. The consumer must relist containers now: replay
+    /// from the daemon's 256-event ring is best-effort, so gaps cannot be ruled out.
+    /// `replayed_since` is the `timeNano` replay started from (`None` on the first connection).
+    Connected { replayed_since: Option<i64> },
+    /// One container event, converted. Events arrive in daemon order; replayed duplicates of the
+    /// last event seen before a reconnect are filtered out.
+    Event(ContainerEvent),
+    /// The event stream broke (daemon restart, socket cut, …); the watcher is reconnecting.
+    Disconnected { error: String },
 }

@@ -1,0 +1,269 @@
+//! [`DockerClient`]: list, inspect and a few lifecycle calls over bollard.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures_util::stream::{self, StreamExt};
+
+use super::convert::{container_from_inspect, container_from_summary};
+use super::error::DockerError;
+use super::events::WatchCounters;
+use super::types::ContainerInfo;
+
+/// Where Docker listens when `DOCKER_HOST` is not set.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// bollard's timeout covers the wait for response headers only (a long `/events` body is fine).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// How many inspects a listing runs at once (stop-signal cache misses only).
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// A cheap-to-clone handle on one Docker engine.
+#[derive(Clone)]
+pub struct DockerClient {
+    docker: Docker,
+    endpoint: Arc<str>,
+    /// Container ID → stop signal. `Config.StopSignal` cannot change during a container's life,
+    /// and the list endpoint does not report it, so each container is inspected once.
+    stop_signals: Arc<Mutex<HashMap<String, i32>>>,
+    pub(crate) counters: Arc<WatchCounters>,
+}
+
+impl std::fmt::Debug for DockerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DockerClient {
+    /// `DOCKER_HOST` when set, else `unix:///var/run/docker.sock`. Does not connect yet: call
+    /// [`ping`](Self::ping) to find out whether the engine answers.
+    pub fn connect() -> Result<Self, DockerError> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|host| !host.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_string());
+        Self::connect_to(&host)
+    }
+
+    /// `unix:///path`, a bare `/path`, or `tcp://host:port` / `http://host:port` (no TLS).
+    pub fn connect_to(url: &str) -> Result<Self, DockerError> {
+        let url = url.trim();
+        let setup = |source| DockerError::Setup {
+            endpoint: url.to_string(),
+            source,
+        };
+        let docker = if url.starts_with("unix://") {
+            Docker::connect_with_unix(url, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+                .map_err(setup)?
+        } else if url.starts_with('/') {
+            Docker::connect_with_unix(
+                &format!("unix://{url}"),
+                REQUEST_TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            )
+            .map_err(setup)?
+        } else if url.starts_with("tcp://") || url.starts_with("http://") {
+            Docker::connect_with_http(url, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+                .map_err(setup)?
+        } else {
+            return Err(DockerError::UnsupportedEndpoint {
+                url: url.to_string(),
+            });
+        };
+        Ok(Self {
+            docker,
+            endpoint: Arc::from(url),
+            stop_signals: Arc::default(),
+            counters: Arc::default(),
+        })
+    }
+
+    /// The endpoint this client talks to, for log lines.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The underlying bollard client, for calls this wrapper does not cover (e.g. recreate).
+    pub fn bollard(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub(crate) fn error(
+        &self,
+        operation: impl Into<String>,
+        source: bollard::errors::Error,
+    ) -> DockerError {
+        DockerError::classify(&self.endpoint, operation.into(), source)
+    }
+
+    /// `GET /_ping`.
+    pub async fn ping(&self) -> Result<(), DockerError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|err| self.error("ping the engine", err))
+    }
+
+    /// Lists containers (`all` includes stopped ones).
+    ///
+    /// Cost: one `GET /containers/json`, plus one inspect per container not seen before (the list
+    /// lacks `Config.StopSignal`; it is cached by ID). Health comes from the list's `Status` text.
+    /// A container removed between list and inspect is left out.
+    pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerInfo>, DockerError> {
+        let options = ListContainersOptions {
+            all,
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|err| self.error("list containers", err))?;
+
+        let results: Vec<Result<Option<ContainerInfo>, DockerError>> = stream::iter(summaries)
+            .map(|summary| async move {
+                let Some(id) = summary.id.as_deref() else {
+                    return Ok(None);
+                };
+                match self.cached_stop_signal(id) {
+                    Some(signal) => Ok(container_from_summary(&summary, signal)),
+                    None => self.inspect(id).await,
+                }
+            })
+            .buffered(INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+
+        let mut containers = Vec::with_capacity(results.len());
+        for result in results {
+            if let Some(info) = result? {
+                containers.push(info);
+            }
+        }
+        if all {
+            self.forget_stop_signals_except(&containers);
+        }
+        Ok(containers)
+    }
+
+    /// `GET /containers/{id}/json`; `Ok(None)` when there is no such container.
+    pub async fn inspect(&self, id_or_name: &str) -> Result<Option<ContainerInfo>, DockerError> {
+        let response = match self
+            .docker
+            .inspect_container(id_or_name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(response) => response,
+            Err(err) => {
+                let err = self.error(format!("inspect container {id_or_name:?}"), err);
+                return if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let info = container_from_inspect(&response);
+        if let Some(info) = &info {
+            self.remember_stop_signal(&info.id, info.stop_signal);
+        }
+        Ok(info)
+    }
+
+    /// `docker stop -t <timeout>`: the stop signal, then SIGKILL after `timeout`.
+    pub async fn stop(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
+        let secs = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptions {
+            t: Some(secs),
+            signal: None,
+        };
+        // The request lasts up to `timeout`; give it that on top of the usual header wait.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(timeout + Duration::from_secs(REQUEST_TIMEOUT_SECS));
+        docker
+            .stop_container(id, Some(options))
+            .await
+            .map_err(|err| self.error(format!("stop container {id:?}"), err))
+    }
+
+    /// `docker start`. Starting a running container is not an error (the engine answers 304).
+    pub async fn start(&self, id: &str) -> Result<(), DockerError> {
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|err| self.error(format!("start container {id:?}"), err))
+    }
+
+    /// `docker rm [-f]`. Removing a container that is already gone is not an error.
+    pub async fn remove(&self, id: &str, force: bool) -> Result<(), DockerError> {
+        let options = RemoveContainerOptions {
+            force,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let err = self.error(format!("remove container {id:?}"), err);
+                if err.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Whether the engine has this image locally (`GET /images/{name}/json`).
+    pub async fn image_exists(&self, name: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let err = self.error(format!("inspect image {name:?}"), err);
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn cached_stop_signal(&self, id: &str) -> Option<i32> {
+        let cache = self
+            .stop_signals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cache.get(id).copied()
+    }
+
+    fn remember_stop_signal(&self, id: &str, signal: i32) {
+        let mut cache = self
+            .stop_signals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cache.insert(id.to_string(), signal);
+    }
+
+    /// Bounds the cache by what exists: a full listing names every container there is.
+    fn forget_stop_signals_except(&self, existing: &[ContainerInfo]) {
+        let existing: HashSet<&str> = existing.iter().map(|info| info.id.as_str()).collect();
+        let mut cache = self
+            .stop_signals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        cache.retain(|id, _| existing.contains(id.as_str()));
+    }
+}

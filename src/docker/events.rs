@@ -1,0 +1,301 @@
+//! The container event stream: subscribe, convert, reconnect with backoff, replay with `since`.
+//!
+//! One task per [`DockerClient::watch`] call. It pings the engine, subscribes to `/events`
+//! (filtered server-side to the container actions below), announces [`WatchItem::Connected`],
+//! then forwards converted events. When the stream ends or fails it announces
+//! [`WatchItem::Disconnected`], waits (exponential backoff, reset after every successful
+//! connection, interruptible by shutdown) and subscribes again with `since` = the `timeNano` of
+//! the last event delivered. The daemon replays from a 256-event ring shared by everything on the
+//! host, so replay is best-effort: the consumer relists on every `Connected`.
+//!
+//! The first subscription also passes `since` = now (our clock; the engine is normally on the same
+//! host), so an event that happens while the request is in flight is not lost in the gap between
+//! "subscribed" and "the consumer relisted".
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::backoff::Backoff;
+use super::client::DockerClient;
+use super::convert::{container_event, since_param};
+use super::types::{ContainerEvent, WatchItem};
+use crate::shutdown::Shutdown;
+
+/// Enough for a burst (a `docker compose down` of a big stack) without unbounded memory; when
+/// full, the watcher waits for the consumer.
+pub const WATCH_CHANNEL_CAPACITY: usize = 1024;
+
+/// The actions subscribed to. `health_status` matches `health_status: healthy|unhealthy`.
+pub const WATCHED_ACTIONS: &[&str] = &[
+    "kill",
+    "die",
+    "stop",
+    "start",
+    "restart",
+    "destroy",
+    "health_status",
+    "pause",
+    "unpause",
+    "rename",
+    "create",
+];
+
+/// Counters behind [`WatchStats`], shared by every watcher of one client.
+#[derive(Debug, Default)]
+pub struct WatchCounters {
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+    disconnects: AtomicU64,
+    events: AtomicU64,
+    ignored_events: AtomicU64,
+    replayed_duplicates: AtomicU64,
+}
+
+/// A snapshot of the watcher's counters, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchStats {
+    /// Successful (re)subscriptions.
+    pub connects: u64,
+    /// Attempts where the engine did not answer the ping.
+    pub connect_failures: u64,
+    /// Live streams that ended or failed.
+    pub disconnects: u64,
+    /// Container events delivered to the consumer.
+    pub events: u64,
+    /// Events that could not be converted (no ID, no action, not a container).
+    pub ignored_events: u64,
+    /// Replayed events already delivered before the reconnect, dropped.
+    pub replayed_duplicates: u64,
+}
+
+impl DockerClient {
+    /// Starts the event watcher; it runs until `shutdown` fires or the receiver is dropped.
+    pub fn watch(&self, shutdown: Shutdown) -> mpsc::Receiver<WatchItem> {
+        let (tx, rx) = mpsc::channel(WATCH_CHANNEL_CAPACITY);
+        tokio::spawn(run_watcher(self.clone(), tx, shutdown));
+        rx
+    }
+
+    /// Counters of every watcher started from this client (or its clones).
+    pub fn watch_stats(&self) -> WatchStats {
+        let c = &self.counters;
+        WatchStats {
+            connects: c.connects.load(Ordering::Relaxed),
+            connect_failures: c.connect_failures.load(Ordering::Relaxed),
+            disconnects: c.disconnects.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+            ignored_events: c.ignored_events.load(Ordering::Relaxed),
+            replayed_duplicates: c.replayed_duplicates.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Where the stream left off, so a replay neither skips nor repeats events.
+#[derive(Debug, Default)]
+struct Cursor {
+    last_time_nano: Option<i64>,
+    /// (id, action) of the events delivered at exactly `last_time_nano`.
+    at_last: Vec<(String, String)>,
+    /// True after a reconnect until the first event newer than the cursor.
+    replaying: bool,
+}
+
+impl Cursor {
+    fn is_duplicate(&self, event: &ContainerEvent, action: &str) -> bool {
+        let Some(last) = self.last_time_nano else {
+            return false;
+        };
+        self.replaying
+            && (event.time_nano < last
+                || (event.time_nano == last
+                    && self
+                        .at_last
+                        .iter()
+                        .any(|(id, a)| *id == event.id && a == action)))
+    }
+
+    fn advance(&mut self, event: &ContainerEvent, action: String) {
+        if self.last_time_nano == Some(event.time_nano) {
+            self.at_last.push((event.id.clone(), action));
+        } else {
+            self.replaying = false;
+            self.last_time_nano = Some(event.time_nano);
+            self.at_last = vec![(event.id.clone(), action)];
+        }
+    }
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn events_options(since_nano: i64) -> EventsOptions {
+    let filters = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        (
+            "event".to_string(),
+            WATCHED_ACTIONS
+                .iter()
+                .map(|action| action.to_string())
+                .collect(),
+        ),
+    ]);
+    EventsOptions {
+        since: Some(since_param(since_nano)),
+        until: None,
+        filters: Some(filters),
+    }
+}
+
+/// Sends unless shutdown fires first; false when the watcher should stop.
+async fn deliver(tx: &mpsc::Sender<WatchItem>, item: WatchItem, shutdown: &mut Shutdown) -> bool {
+    tokio::select! {
+        sent = tx.send(item) => sent.is_ok(),
+        _ = shutdown.recv() => false,
+    }
+}
+
+async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shutdown: Shutdown) {
+    let endpoint = client.endpoint().to_string();
+    let counters = client.counters.clone();
+    let mut backoff = Backoff::reconnect();
+    let mut cursor = Cursor::default();
+    // Disconnected is announced once per outage, not once per failed attempt; every outage after
+    // the first begins with a broken stream, which announces it.
+    let mut announced_down = false;
+
+    while !shutdown.is_fired() {
+        let ping = tokio::select! {
+            ping = client.ping() => ping,
+            _ = shutdown.recv() => return,
+        };
+        if let Err(err) = ping {
+            counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+            let retry_in = backoff.next_delay();
+            tracing::warn!(endpoint = %endpoint, error = %err, retry_in_ms = retry_in.as_millis() as u64,
+                "docker event stream: engine not reachable, retrying");
+            if !announced_down {
+                announced_down = true;
+                let item = WatchItem::Disconnected {
+                    error: err.to_string(),
+                };
+                if !deliver(&tx, item, &mut shutdown).await {
+                    return;
+                }
+            }
+            if !backoff.sleep(retry_in, &mut shutdown).await {
+                return;
+            }
+            continue;
+        }
+
+        let replayed_since = cursor.last_time_nano;
+        let mut stream = client.bollard().events(Some(events_options(
+            replayed_since.unwrap_or_else(now_nanos),
+        )));
+        cursor.replaying = replayed_since.is_some();
+        backoff.reset();
+        counters.connects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(endpoint = %endpoint, replayed_since, "docker event stream connected");
+        if !deliver(&tx, WatchItem::Connected { replayed_since }, &mut shutdown).await {
+            return;
+        }
+
+        let error = loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = shutdown.recv() => return,
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => break err.to_string(),
+                None => break "the engine closed the event stream".to_string(),
+            };
+            let raw_action = message.action.clone().unwrap_or_default();
+            let Some(event) = container_event(message) else {
+                counters.ignored_events.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(action = %raw_action, "docker event ignored: not a usable container event");
+                continue;
+            };
+            if cursor.is_duplicate(&event, &raw_action) {
+                counters.replayed_duplicates.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            cursor.advance(&event, raw_action);
+            counters.events.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(container = %event.name, id = %event.id, action = ?event.action, "docker event");
+            if !deliver(&tx, WatchItem::Event(event), &mut shutdown).await {
+                return;
+            }
+        };
+
+        counters.disconnects.fetch_add(1, Ordering::Relaxed);
+        announced_down = true;
+        let retry_in = backoff.next_delay();
+        tracing::warn!(endpoint = %endpoint, error = %error, retry_in_ms = retry_in.as_millis() as u64,
+            "docker event stream broken, reconnecting (containers will be relisted)");
+        if !deliver(&tx, WatchItem::Disconnected { error }, &mut shutdown).await {
+            return;
+        }
+        if !backoff.sleep(retry_in, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, time_nano: i64) -> ContainerEvent {
+        ContainerEvent {
+            id: id.into(),
+            name: id.into(),
+            action: crate::docker::EventAction::Start,
+            attributes: HashMap::new(),
+            time_nano,
+        }
+    }
+
+    #[test]
+    fn replay_drops_what_was_delivered_and_keeps_what_is_new() {
+        let mut cursor = Cursor::default();
+        cursor.advance(&event("a", 10), "start".into());
+        cursor.advance(&event("b", 10), "start".into());
+        cursor.replaying = true;
+
+        assert!(cursor.is_duplicate(&event("a", 9), "die"));
+        assert!(cursor.is_duplicate(&event("a", 10), "start"));
+        assert!(
+            !cursor.is_duplicate(&event("a", 10), "kill"),
+            "same ns, other action"
+        );
+        assert!(
+            !cursor.is_duplicate(&event("c", 10), "start"),
+            "same ns, other container"
+        );
+        cursor.advance(&event("c", 11), "start".into());
+        assert!(!cursor.replaying);
+        assert!(
+            !cursor.is_duplicate(&event("a", 5), "start"),
+            "live events always pass"
+        );
+    }
+
+    #[test]
+    fn the_filter_asks_for_containers_since_the_cursor() {
+        let options = events_options(1_795_675_465_042_273_331);
+        assert_eq!(options.since.as_deref(), Some("1795675465.042273331"));
+        let filters = options.filters.unwrap_or_default();
+        assert_eq!(filters.get("type"), Some(&vec!["container".to_string()]));
+        assert!(filters["event"].contains(&"health_status".to_string()));
+    }
+}
