@@ -11,6 +11,7 @@ pub mod client;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod recreate;
 pub mod types;
 
 pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
