@@ -10,6 +10,7 @@
 //!   HAProxy; reconciles from ground truth. [`controller::ControllerHandle`] is its public face.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
+pub mod api;
 pub mod config;
 pub mod controller;
 pub mod docker;
@@ -17,5 +18,6 @@ pub mod drain;
 pub mod haproxy;
 pub mod mapping;
 pub mod ownership;
+pub mod roll;
 pub mod metrics;
 pub mod shutdown;

@@ -1,0 +1,207 @@
+//! Binding the control API: a Unix socket whose file mode is the access control, and an optional
+//! TCP listener where a bearer token is.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use super::server::{router, ApiState, HttpError};
+use crate::shutdown::Shutdown;
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/haproxy-drain/control.sock";
+/// Owner and group may connect; connecting to a Unix socket needs write permission.
+pub const SOCKET_MODE: u32 = 0o660;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("control socket {path}: another haproxy-drain answers there already; stop it or pick another --control-socket")]
+    InUse { path: PathBuf },
+    #[error("control socket {path} exists and is not a socket; refusing to remove it")]
+    NotASocket { path: PathBuf },
+    #[error("control socket {path}: {action} failed: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("control API on {addr}: bind failed: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token file {path} is empty; put a long random token in it")]
+    EmptyToken { path: PathBuf },
+}
+
+/// Serves the API on a Unix socket until `shutdown`; removes the socket file when it stops.
+/// A stale socket file (nobody answers) is replaced; the parent directory is created.
+pub async fn serve_unix(
+    path: &Path,
+    mode: u32,
+    state: ApiState,
+    mut shutdown: Shutdown,
+) -> Result<JoinHandle<()>, ListenError> {
+    let io = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| ListenError::Io {
+            path,
+            action,
+            source,
+        }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("creating its directory"))?;
+    }
+    remove_stale(path).await?;
+    let listener = UnixListener::bind(path).map_err(io("bind"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod"))?;
+    tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), "control API listening");
+    let app = router(state);
+    let path = path.to_path_buf();
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.recv().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(socket = %path.display(), %error, "control API stopped");
+        }
+        let _ = std::fs::remove_file(&path);
+    }))
+}
+
+async fn remove_stale(path: &Path) -> Result<(), ListenError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ListenError::NotASocket {
+            path: path.to_path_buf(),
+        });
+    }
+    if UnixStream::connect(path).await.is_ok() {
+        return Err(ListenError::InUse {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::remove_file(path).map_err(|source| ListenError::Io {
+        path: path.to_path_buf(),
+        action: "removing the stale socket",
+        source,
+    })
+}
+
+/// Serves the API on TCP; every request needs `Authorization: Bearer <token>`, the token being
+/// the trimmed content of `token_file`. Returns the bound address (bind port 0 in tests).
+pub async fn serve_tcp(
+    addr: SocketAddr,
+    token_file: &Path,
+    state: ApiState,
+    mut shutdown: Shutdown,
+) -> Result<(SocketAddr, JoinHandle<()>), ListenError> {
+    let token = read_token(token_file)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ListenError::Bind { addr, source })?;
+    tracing::info!(%bound, "control API listening on TCP (bearer token required)");
+    let app = router(state).layer(middleware::from_fn_with_state(
+        Arc::new(token),
+        require_token,
+    ));
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.recv().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%bound, %error, "control API (TCP) stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+fn read_token(path: &Path) -> Result<String, ListenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ListenError::TokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(ListenError::EmptyToken {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token)
+}
+
+async fn require_token(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(given) if same_bytes(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        _ => {
+            let mut response = HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <token from the token file>)",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal a matching prefix.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison_is_exact() {
+        assert!(same_bytes(b"s3cret", b"s3cret"));
+        assert!(!same_bytes(b"s3cret", b"s3cre"));
+        assert!(!same_bytes(b"s3cret", b"s3creT"));
+        assert!(!same_bytes(b"", b"x"));
+    }
+
+    #[test]
+    fn token_file_is_trimmed_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  abc \n").unwrap();
+        assert_eq!(read_token(&file).unwrap(), "abc");
+        std::fs::write(&file, " \n").unwrap();
+        assert!(matches!(
+            read_token(&file),
+            Err(ListenError::EmptyToken { .. })
+        ));
+        assert!(matches!(
+            read_token(&dir.path().join("missing")),
+            Err(ListenError::TokenFile { .. })
+        ));
+    }
+}

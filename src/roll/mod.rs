@@ -1,0 +1,208 @@
+//! `roll`: replace a host's containers one after another (or N at a time) with no request lost.
+//!
+//! For each container: drain and wait for 0 sessions → stop → recreate with the new image (or
+//! keep the container when no image is given) → start → wait until the controller has it back in
+//! rotation. The first failure stops the roll: the failed server stays out of rotation, the
+//! containers not yet reached are untouched. Nothing is touched before the preflight passed
+//! (every container exists and is mapped, the image is present).
+//!
+//! Docker I/O goes through [`RollDocker`] (implemented by [`crate::docker::recreate::Recreator`]),
+//! HAProxy only through the controller, so the runner is tested with fakes of both.
+
+mod progress;
+mod run;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+pub use progress::{RollProgress, RollRecorder, RollState, RollStep, StepKind, StepState};
+
+use crate::controller::ControllerHandle;
+use crate::docker::recreate::{RecreateError, Recreator};
+use crate::shutdown::Shutdown;
+
+/// Per-step limit when a roll request gives none: the drain wait, and the wait until healthy.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Finished rolls kept for `GET /v1/rolls/{id}`.
+const KEEP_FINISHED: usize = 32;
+
+/// What to roll and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollSpec {
+    pub containers: Vec<String>,
+    /// Recreate with this image; restart (stop + start) when `None`.
+    pub image: Option<String>,
+    pub pull: bool,
+    pub max_unavailable: usize,
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollError {
+    #[error("invalid roll request: {0}")]
+    Invalid(String),
+    #[error("roll {roll} is still running on {containers}; wait for it to finish")]
+    Overlap { roll: String, containers: String },
+    #[error("rolls are not available: haproxy-drain runs without a Docker connection")]
+    Unavailable,
+}
+
+/// The Docker operations a roll performs; object-safe so the manager can hold any of them.
+pub trait RollDocker: Send + Sync {
+    /// The container exists (running or not).
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    /// Replace the stopped container with one from `image`; not started. Returns the new id.
+    fn recreate<'a>(
+        &'a self,
+        name: &'a str,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<String, RecreateError>>;
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+}
+
+impl RollDocker for Recreator {
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(async move { self.inspect(name).await.map(drop) })
+    }
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(async move { self.require_image(image).await.map(drop) })
+    }
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(Recreator::pull(self, image))
+    }
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(Recreator::stop(self, name))
+    }
+    fn recreate<'a>(
+        &'a self,
+        name: &'a str,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<String, RecreateError>> {
+        Box::pin(Recreator::recreate(self, name, image))
+    }
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(Recreator::start(self, name))
+    }
+}
+
+/// Starts rolls in the background and keeps their progress; cheap to clone.
+#[derive(Clone)]
+pub struct RollManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    controller: ControllerHandle,
+    docker: Arc<dyn RollDocker>,
+    shutdown: Shutdown,
+    next_id: AtomicU64,
+    rolls: Mutex<Vec<RollRecorder>>,
+}
+
+impl RollManager {
+    pub fn new(
+        controller: ControllerHandle,
+        docker: Arc<dyn RollDocker>,
+        shutdown: Shutdown,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                controller,
+                docker,
+                shutdown,
+                next_id: AtomicU64::new(1),
+                rolls: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Validates the spec, refuses overlap with a running roll, and runs it in a task.
+    /// Returns the roll's id at once.
+    pub fn start(&self, spec: RollSpec) -> Result<String, RollError> {
+        validate(&spec)?;
+        let mut rolls = self.inner.rolls.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted: HashSet<&String> = spec.containers.iter().collect();
+        for roll in rolls.iter().filter(|r| r.is_running()) {
+            let busy: Vec<String> = roll
+                .containers()
+                .into_iter()
+                .filter(|c| wanted.contains(c))
+                .collect();
+            if !busy.is_empty() {
+                return Err(RollError::Overlap {
+                    roll: roll.snapshot().id,
+                    containers: busy.join(", "),
+                });
+            }
+        }
+        let id = format!(
+            "roll-{}",
+            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let recorder = RollRecorder::new(id.clone(), spec.containers.clone(), spec.image.clone());
+        forget_old(&mut rolls);
+        rolls.push(recorder.clone());
+        drop(rolls);
+        let runner = run::Runner {
+            controller: self.inner.controller.clone(),
+            docker: self.inner.docker.clone(),
+            recorder,
+            shutdown: self.inner.shutdown.clone(),
+        };
+        tokio::spawn(runner.run(spec));
+        Ok(id)
+    }
+
+    pub fn progress(&self, id: &str) -> Option<RollProgress> {
+        let rolls = self.inner.rolls.lock().unwrap_or_else(|p| p.into_inner());
+        rolls
+            .iter()
+            .map(RollRecorder::snapshot)
+            .find(|progress| progress.id == id)
+    }
+}
+
+fn validate(spec: &RollSpec) -> Result<(), RollError> {
+    if spec.containers.is_empty() {
+        return Err(RollError::Invalid("name at least one container".into()));
+    }
+    if spec.max_unavailable == 0 {
+        return Err(RollError::Invalid(
+            "max_unavailable must be at least 1".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    if let Some(twice) = spec.containers.iter().find(|c| !seen.insert(*c)) {
+        return Err(RollError::Invalid(format!(
+            "container {twice} is named twice"
+        )));
+    }
+    if spec.pull && spec.image.is_none() {
+        return Err(RollError::Invalid("pull needs an image".into()));
+    }
+    Ok(())
+}
+
+/// Drops the oldest finished rolls beyond [`KEEP_FINISHED`].
+fn forget_old(rolls: &mut Vec<RollRecorder>) {
+    let finished = rolls.iter().filter(|r| !r.is_running()).count();
+    let mut excess = finished.saturating_sub(KEEP_FINISHED);
+    rolls.retain(|r| {
+        if excess > 0 && !r.is_running() {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! The roll runner: one task per roll, steps in order, stops at the first failure.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use super::{RollDocker, RollRecorder, RollSpec, StepKind};
+use crate::controller::handle::{DrainRequest, ReadyRequest};
+use crate::controller::{ControllerHandle, Target, Trigger};
+use crate::shutdown::Shutdown;
+
+pub(super) struct Runner {
+    pub controller: ControllerHandle,
+    pub docker: Arc<dyn RollDocker>,
+    pub recorder: RollRecorder,
+    pub shutdown: Shutdown,
+}
+
+impl Runner {
+    pub async fn run(self, spec: RollSpec) {
+        match self.run_steps(&spec).await {
+            Ok(()) => {
+                tracing::info!(roll = %self.recorder.snapshot().id, containers = ?spec.containers, "roll succeeded");
+                self.recorder.succeed();
+            }
+            Err(error) => {
+                tracing::warn!(roll = %self.recorder.snapshot().id, %error, "roll failed");
+                self.recorder.fail(error);
+            }
+        }
+    }
+
+    async fn run_steps(&self, spec: &RollSpec) -> Result<(), String> {
+        if let (true, Some(image)) = (spec.pull, spec.image.as_deref()) {
+            self.step(None, StepKind::Pull, async {
+                self.docker.pull(image).await.map_err(|e| e.to_string())?;
+                Ok(format!("pulled {image}"))
+            })
+            .await?;
+        }
+        self.step(None, StepKind::Preflight, self.preflight(spec))
+            .await?;
+        let batches: Vec<&[String]> = spec.containers.chunks(spec.max_unavailable).collect();
+        for (done, batch) in batches.iter().enumerate() {
+            let untouched = || -> String {
+                let rest: Vec<&str> = batches[done + 1..]
+                    .iter()
+                    .flat_map(|b| b.iter().map(String::as_str))
+                    .collect();
+                if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not touched: {}", rest.join(", "))
+                }
+            };
+            if self.shutdown.is_fired() {
+                return Err(format!(
+                    "haproxy-drain is shutting down; the roll stopped before {}{}",
+                    batch.join(", "),
+                    untouched()
+                ));
+            }
+            let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
+            let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            if !failures.is_empty() {
+                return Err(format!("{}{}", failures.join("; "), untouched()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before the first container is touched.
+    async fn preflight(&self, spec: &RollSpec) -> Result<String, String> {
+        for name in &spec.containers {
+            self.docker
+                .check_container(name)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(image) = &spec.image {
+            self.docker
+                .check_image(image)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let servers = self.controller.status().await.map_err(|e| e.to_string())?;
+        for name in &spec.containers {
+            if !servers.iter().any(|s| s.container.as_deref() == Some(name)) {
+                return Err(format!(
+                    "container {name} is not mapped to any HAProxy server (no haproxy-drain labels or config rule match it)"
+                ));
+            }
+        }
+        Ok(format!("{} container(s) mapped", spec.containers.len()))
+    }
+
+    async fn roll_one(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
+        let target = Target::Container(name.to_string());
+        self.step(Some(name), StepKind::Drain, async {
+            let request = DrainRequest {
+                target: target.clone(),
+                wait: true,
+                timeout: spec.step_timeout,
+                force: false,
+                trigger: Trigger::Roll,
+                sticky: false,
+            };
+            let report = self
+                .controller
+                .drain(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.drained {
+                Ok(format!("{} drained", report.server))
+            } else {
+                Err(format!(
+                    "{} still has {} session(s)",
+                    report.server, report.sessions_left
+                ))
+            }
+        })
+        .await?;
+        self.step(Some(name), StepKind::Stop, async {
+            self.docker.stop(name).await.map_err(|e| e.to_string())?;
+            Ok("stopped".to_string())
+        })
+        .await?;
+        if let Some(image) = spec.image.as_deref() {
+            self.step(Some(name), StepKind::Recreate, async {
+                let id = self
+                    .docker
+                    .recreate(name, image)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let short: String = id.chars().take(12).collect();
+                Ok(format!("created {short} from {image}"))
+            })
+            .await?;
+        }
+        self.step(Some(name), StepKind::Start, async {
+            self.docker.start(name).await.map_err(|e| e.to_string())?;
+            Ok("started".to_string())
+        })
+        .await?;
+        self.step(Some(name), StepKind::Ready, async {
+            let request = ReadyRequest {
+                target,
+                wait: true,
+                timeout: spec.step_timeout,
+            };
+            let report = self
+                .controller
+                .ready(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.in_rotation {
+                Ok(format!("{} back in rotation", report.server))
+            } else {
+                Err(format!("{} is not back in rotation", report.server))
+            }
+        })
+        .await
+    }
+
+    /// Records one step around `work`; its error becomes the roll's error, prefixed with where.
+    async fn step(
+        &self,
+        container: Option<&str>,
+        kind: StepKind,
+        work: impl Future<Output = Result<String, String>>,
+    ) -> Result<(), String> {
+        let index = self.recorder.begin(container, kind);
+        match work.await {
+            Ok(detail) => {
+                self.recorder.finish(index, true, Some(detail));
+                Ok(())
+            }
+            Err(error) => {
+                self.recorder.finish(index, false, Some(error.clone()));
+                let place = container.map(|c| format!("{c}: ")).unwrap_or_default();
+                Err(format!("{place}{} failed: {error}", kind.as_str()))
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The runner against a fake controller task and a fake Docker that log every call in order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::controller::handle::{
+    ControlError, ControlRequest, DrainReport, ReadyReport, ServerView,
+};
+use crate::controller::{Owner, Target, Trigger};
+use crate::haproxy::types::ServerId;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Images that never become healthy in the fake world.
+const BAD_IMAGE: &str = "testapp:broken";
+
+struct FakeDocker {
+    log: Log,
+    images: Vec<String>,
+    /// Container → image it runs; shared with the fake controller to decide health.
+    running: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl RollDocker for FakeDocker {
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(async move {
+            if self.running.lock().unwrap().contains_key(name) {
+                Ok(())
+            } else {
+                Err(RecreateError::ContainerNotFound { name: name.into() })
+            }
+        })
+    }
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(async move {
+            if self.images.iter().any(|i| i == image) {
+                Ok(())
+            } else {
+                Err(RecreateError::ImageMissing {
+                    image: image.into(),
+                })
+            }
+        })
+    }
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        Box::pin(async move {
+            Err(RecreateError::Pull {
+                image: image.into(),
+                message: "no registry".into(),
+            })
+        })
+    }
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        self.log.lock().unwrap().push(format!("stop {name}"));
+        Box::pin(async { Ok(()) })
+    }
+    fn recreate<'a>(
+        &'a self,
+        name: &'a str,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<String, RecreateError>> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("recreate {name} {image}"));
+        self.running
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), image.to_string());
+        Box::pin(async { Ok("feedc0ffee00112233".to_string()) })
+    }
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+        self.log.lock().unwrap().push(format!("start {name}"));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn view(container: &str) -> ServerView {
+    ServerView {
+        backend: "be".into(),
+        server: container.into(),
+        container: Some(container.into()),
+        addr: "172.18.0.2".into(),
+        port: Some(8080),
+        state: "UP".into(),
+        weight: 10,
+        initial_weight: 10,
+        sessions: 0,
+        check: "L7OK".into(),
+        owner: Owner::None,
+        phase: "in_rotation".into(),
+    }
+}
+
+fn server_of(target: &Target) -> ServerId {
+    match target {
+        Target::Container(name) => ServerId::new("be", name),
+        Target::Server(id) => id.clone(),
+    }
+}
+
+/// Answers like the controller: drains at once, `ready` times out for containers on BAD_IMAGE.
+fn fake_controller(log: Log, running: Arc<Mutex<HashMap<String, String>>>) -> ControllerHandle {
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(request) = rx.recv().await {
+            match request {
+                ControlRequest::Status { reply } => {
+                    let names: Vec<String> = running.lock().unwrap().keys().cloned().collect();
+                    let _ = reply.send(names.iter().map(|n| view(n)).collect());
+                }
+                ControlRequest::Drain { request, reply } => {
+                    assert_eq!(request.trigger, Trigger::Roll);
+                    assert!(request.wait && !request.sticky && !request.force);
+                    let server = server_of(&request.target);
+                    log.lock().unwrap().push(format!("drain {}", server.server));
+                    let _ = reply.send(Ok(DrainReport {
+                        server,
+                        container: None,
+                        drained: true,
+                        sessions_left: 0,
+                        elapsed_ms: 1,
+                    }));
+                }
+                ControlRequest::Ready { request, reply } => {
+                    let server = server_of(&request.target);
+                    log.lock().unwrap().push(format!("ready {}", server.server));
+                    let image = running.lock().unwrap().get(&server.server).cloned();
+                    let answer = if image.as_deref() == Some(BAD_IMAGE) {
+                        Err(ControlError::ReadyTimeout {
+                            server,
+                            waited_ms: 50,
+                            reason: "container is unhealthy".into(),
+                        })
+                    } else {
+                        Ok(ReadyReport {
+                            server,
+                            container: None,
+                            in_rotation: true,
+                            elapsed_ms: 1,
+                        })
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    });
+    ControllerHandle::new(tx)
+}
+
+struct World {
+    manager: RollManager,
+    log: Log,
+}
+
+fn world() -> World {
+    let log: Log = Arc::default();
+    let running: Arc<Mutex<HashMap<String, String>>> = Arc::new(Mutex::new(
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| (n.to_string(), "testapp:v1".to_string()))
+            .collect(),
+    ));
+    let docker = FakeDocker {
+        log: log.clone(),
+        images: vec!["testapp:v1".into(), "testapp:v2".into(), BAD_IMAGE.into()],
+        running: running.clone(),
+    };
+    let controller = fake_controller(log.clone(), running);
+    World {
+        manager: RollManager::new(controller, Arc::new(docker), Shutdown::never()),
+        log,
+    }
+}
+
+fn spec(containers: &[&str], image: Option<&str>, max_unavailable: usize) -> RollSpec {
+    RollSpec {
+        containers: containers.iter().map(|c| c.to_string()).collect(),
+        image: image.map(str::to_string),
+        pull: false,
+        max_unavailable,
+        step_timeout: Duration::from_secs(1),
+    }
+}
+
+async fn finished(manager: &RollManager, id: &str) -> RollProgress {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let progress = manager.progress(id).expect("roll is known");
+        if progress.state != RollState::Running {
+            return progress;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roll still running: {progress:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn log_of(world: &World) -> Vec<String> {
+    world.log.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn rolls_one_container_after_another_in_step_order() {
+    let world = world();
+    let id = world
+        .manager
+        .start(spec(&["a", "b", "c"], Some("testapp:v2"), 1))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Succeeded, "{progress:?}");
+    let mut expected = Vec::new();
+    for c in ["a", "b", "c"] {
+        for action in ["drain", "stop", "recreate", "start", "ready"] {
+            expected.push(match action {
+                "recreate" => format!("recreate {c} testapp:v2"),
+                _ => format!("{action} {c}"),
+            });
+        }
+    }
+    assert_eq!(log_of(&world), expected);
+    assert_eq!(progress.steps.len(), 1 + 3 * 5);
+    assert!(progress.steps.iter().all(|s| s.state == StepState::Done));
+}
+
+#[tokio::test]
+async fn without_an_image_the_container_is_restarted_not_recreated() {
+    let world = world();
+    let id = world.manager.start(spec(&["b"], None, 1)).unwrap();
+    assert_eq!(
+        finished(&world.manager, &id).await.state,
+        RollState::Succeeded
+    );
+    assert_eq!(log_of(&world), ["drain b", "stop b", "start b", "ready b"]);
+}
+
+#[tokio::test]
+async fn a_container_that_never_gets_healthy_stops_the_roll() {
+    let world = world();
+    let id = world
+        .manager
+        .start(spec(&["a", "b", "c"], Some(BAD_IMAGE), 1))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    assert_eq!(
+        log_of(&world),
+        [
+            "drain a",
+            "stop a",
+            "recreate a testapp:broken",
+            "start a",
+            "ready a"
+        ]
+    );
+    let error = progress.error.unwrap();
+    assert!(
+        error.starts_with("a: ready failed: be/a is not back in rotation"),
+        "{error}"
+    );
+    assert!(error.ends_with("not touched: b, c"), "{error}");
+    assert_eq!(progress.steps.last().unwrap().state, StepState::Failed);
+}
+
+#[tokio::test]
+async fn a_missing_image_or_container_fails_before_anything_is_touched() {
+    let world = world();
+    let id = world
+        .manager
+        .start(spec(&["a", "b"], Some("testapp:nope"), 1))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    assert!(progress
+        .error
+        .unwrap()
+        .contains("image testapp:nope is not present"));
+
+    let id = world.manager.start(spec(&["a", "zz"], None, 1)).unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(
+        progress.error.as_deref(),
+        Some("preflight failed: container zz does not exist")
+    );
+    assert!(log_of(&world).is_empty(), "{:?}", log_of(&world));
+}
+
+#[tokio::test]
+async fn pull_errors_are_reported() {
+    let world = world();
+    let mut pull = spec(&["a"], Some("testapp:v2"), 1);
+    pull.pull = true;
+    let id = world.manager.start(pull).unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(
+        progress.error.as_deref(),
+        Some("pull failed: pulling image testapp:v2 failed: no registry")
+    );
+}
+
+#[tokio::test]
+async fn max_unavailable_takes_containers_in_batches() {
+    let world = world();
+    let id = world
+        .manager
+        .start(spec(&["a", "b", "c"], None, 2))
+        .unwrap();
+    assert_eq!(
+        finished(&world.manager, &id).await.state,
+        RollState::Succeeded
+    );
+    let log = log_of(&world);
+    let at = |entry: &str| log.iter().position(|e| e == entry).unwrap();
+    assert!(at("drain b") < at("ready a"), "{log:?}");
+    assert!(
+        at("drain c") > at("ready a") && at("drain c") > at("ready b"),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_specs_and_overlapping_rolls_are_refused() {
+    let world = world();
+    assert!(matches!(
+        world.manager.start(spec(&[], None, 1)),
+        Err(RollError::Invalid(_))
+    ));
+    assert!(matches!(
+        world.manager.start(spec(&["a"], None, 0)),
+        Err(RollError::Invalid(_))
+    ));
+    assert!(matches!(
+        world.manager.start(spec(&["a", "a"], None, 1)),
+        Err(RollError::Invalid(_))
+    ));
+    let first = world.manager.start(spec(&["a", "b"], None, 1)).unwrap();
+    // The runner task has not run yet on this single-threaded runtime: the roll is running.
+    let overlap = world.manager.start(spec(&["c", "b"], None, 1)).unwrap_err();
+    assert_eq!(
+        overlap.to_string(),
+        format!("roll {first} is still running on b; wait for it to finish")
+    );
+    assert_eq!(
+        finished(&world.manager, &first).await.state,
+        RollState::Succeeded
+    );
+    assert!(world.manager.progress("roll-999").is_none());
+}
