@@ -87,9 +87,9 @@ impl PromptSplitter {
         }
     }
 
-    /// The connection ended: whatever is left is the last, unterminated reply.
+    /// The connection ended: whatever is left (possibly nothing) is the last, unterminated reply.
     pub fn finish(&mut self) {
-        if self.prompt.is_some() && !self.buf.is_empty() {
+        if self.prompt.is_some() {
             let text = String::from_utf8_lossy(&self.buf).into_owned();
             self.replies.push(RawReply {
                 text,

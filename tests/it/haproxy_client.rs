@@ -1,0 +1,502 @@
+//! The runtime API client against a real HAProxy 2.6: every typed command, every error class,
+//! the permission levels, the TCP socket and the master CLI.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use haproxy_drain::haproxy::{
+    AdminState, AgentState, Client, Command, CommandError, HaproxyAddr, HaproxyError, Health,
+    OpState, Reply, RowKind, ServerId, ServerStatus, StatRow, Weight, WeightSpec, WorkerTarget,
+};
+
+use crate::support::haproxy::{start_http_backends, HaproxyFixture, HttpBackend};
+
+/// Three checked servers on live HTTP listeners, a static-rr backend and an agent-checked one.
+async fn start_standard() -> (HaproxyFixture, Vec<HttpBackend>) {
+    let backends = start_http_backends(3).await;
+    let [a, b, c] = [backends[0].addr, backends[1].addr, backends[2].addr];
+    let sections = format!(
+        "backend be\n\
+         \x20   balance roundrobin\n\
+         \x20   option httpchk GET /\n\
+         \x20   default-server inter 1s fall 2 rise 2\n\
+         \x20   server web1 {a} check weight 100\n\
+         \x20   server web2 {b} check weight 100\n\
+         \x20   server web3 {c} check weight 100\n\
+         backend be_static\n\
+         \x20   balance static-rr\n\
+         \x20   server s1 {a} weight 10\n\
+         backend be_agent\n\
+         \x20   server a1 {a} agent-check agent-port {} agent-inter 1h\n",
+        c.port()
+    );
+    (HaproxyFixture::start(&sections).await, backends)
+}
+
+fn web(n: u32) -> ServerId {
+    ServerId::new("be", format!("web{n}"))
+}
+
+async fn stat_row(client: &Client, id: &ServerId) -> StatRow {
+    let rows = client.show_stat().await.expect("show stat");
+    rows.into_iter()
+        .find(|r| r.kind == RowKind::Server && r.proxy == id.backend && r.name == id.server)
+        .unwrap_or_else(|| panic!("no show stat row for {id}"))
+}
+
+/// Polls `show stat` until the server's status satisfies `want` (health checks take a second).
+async fn wait_status(
+    client: &Client,
+    id: &ServerId,
+    want: impl Fn(&ServerStatus) -> bool,
+) -> StatRow {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = stat_row(client, id).await;
+        if want(&row.status) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{id} stuck in {:?}", row.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn command_error(result: Result<impl std::fmt::Debug, HaproxyError>) -> CommandError {
+    match result {
+        Err(HaproxyError::Command(error)) => error,
+        other => panic!("expected a command error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn show_commands_parse_real_replies() {
+    let (haproxy, _backends) = start_standard().await;
+    let client = haproxy.admin_client();
+
+    let info = client.show_info().await.unwrap();
+    assert!(info.version.starts_with("2."), "{info:?}");
+    assert!(!info.stopping);
+    assert_ne!(
+        info.pid,
+        haproxy.master_pid(),
+        "show info on a worker socket names the worker"
+    );
+
+    let row = wait_status(&client, &web(1), |s| *s == ServerStatus::Up).await;
+    assert_eq!((row.weight, row.user_weight), (Some(100), Some(100)));
+    assert_eq!(row.check_status, "L7OK");
+    let rows = client.show_stat().await.unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r.kind == RowKind::Backend && r.proxy == "be_static"));
+
+    let servers = client.show_servers_state(Some("be")).await.unwrap();
+    assert_eq!(servers.len(), 3);
+    assert_eq!(servers[0].id, web(1));
+    assert_eq!((servers[0].weight, servers[0].initial_weight), (100, 100));
+    assert_eq!(servers[0].addr, "127.0.0.1");
+    assert!(servers[0].port.is_some());
+    assert_eq!(client.show_servers_state(None).await.unwrap().len(), 5);
+    let missing = client.show_servers_state(Some("nobe")).await;
+    assert!(matches!(
+        command_error(missing),
+        CommandError::NoSuchBackend { .. }
+    ));
+
+    let backends = client.show_backends().await.unwrap();
+    for name in ["be", "be_static", "be_agent"] {
+        assert!(backends.iter().any(|b| b == name), "{backends:?}");
+    }
+}
+
+#[tokio::test]
+async fn weights_absolute_percent_and_their_errors() {
+    let (haproxy, _backends) = start_standard().await;
+    let client = haproxy.admin_client();
+
+    client
+        .set_weight(&web(1), WeightSpec::Absolute(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.get_weight(&web(1)).await.unwrap(),
+        Weight {
+            current: 0,
+            initial: 100
+        }
+    );
+    client
+        .set_weight(&web(1), WeightSpec::Percent(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.get_weight(&web(1)).await.unwrap().current,
+        50,
+        "% of the initial weight"
+    );
+
+    let too_big = client.set_weight(&web(1), WeightSpec::Absolute(257)).await;
+    assert!(matches!(
+        command_error(too_big),
+        CommandError::InvalidArgument { .. }
+    ));
+    let no_backend = client.get_weight(&ServerId::new("nobe", "web1")).await;
+    assert!(matches!(
+        command_error(no_backend),
+        CommandError::NoSuchBackend { .. }
+    ));
+    let no_server = client
+        .set_weight(&ServerId::new("be", "nosrv"), WeightSpec::Absolute(1))
+        .await;
+    assert!(matches!(
+        command_error(no_server),
+        CommandError::NoSuchServer { .. }
+    ));
+
+    let static_id = ServerId::new("be_static", "s1");
+    let refused = command_error(client.set_weight(&static_id, WeightSpec::Absolute(5)).await);
+    assert!(
+        matches!(refused, CommandError::StaticAlgorithm { .. }),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("static"), "{refused}");
+    client
+        .set_weight(&static_id, WeightSpec::Percent(0))
+        .await
+        .unwrap();
+    assert_eq!(client.get_weight(&static_id).await.unwrap().current, 0);
+}
+
+#[tokio::test]
+async fn admin_states_health_and_agent() {
+    let (haproxy, _backends) = start_standard().await;
+    let client = haproxy.admin_client();
+    wait_status(&client, &web(2), |s| *s == ServerStatus::Up).await;
+
+    client.set_state(&web(2), AdminState::Drain).await.unwrap();
+    assert_eq!(stat_row(&client, &web(2)).await.status, ServerStatus::Drain);
+    let state = &client.show_servers_state(Some("be")).await.unwrap()[1];
+    assert!(state.admin.is_drain() && state.op_state == OpState::Running);
+    client.set_state(&web(2), AdminState::Maint).await.unwrap();
+    assert_eq!(stat_row(&client, &web(2)).await.status, ServerStatus::Maint);
+    assert_eq!(
+        client.show_servers_state(Some("be")).await.unwrap()[1]
+            .admin
+            .as_admin_state(),
+        AdminState::Maint
+    );
+    client.set_state(&web(2), AdminState::Ready).await.unwrap();
+    assert!(stat_row(&client, &web(2)).await.status.is_up());
+
+    // With checks off, health overrides stick.
+    client.disable_health(&web(3)).await.unwrap();
+    client.set_health(&web(3), Health::Down).await.unwrap();
+    assert_eq!(stat_row(&client, &web(3)).await.status, ServerStatus::Down);
+    client.set_health(&web(3), Health::Stopping).await.unwrap();
+    assert_eq!(stat_row(&client, &web(3)).await.status, ServerStatus::Nolb);
+    client.set_health(&web(3), Health::Up).await.unwrap();
+    assert_eq!(
+        stat_row(&client, &web(3)).await.status,
+        ServerStatus::NoCheck
+    );
+    client.enable_health(&web(3)).await.unwrap();
+    wait_status(&client, &web(3), |s| *s == ServerStatus::Up).await;
+
+    let no_agent = command_error(client.set_agent(&web(1), AgentState::Down).await);
+    assert!(
+        matches!(no_agent, CommandError::Rejected { ref message, .. } if message.contains("agent checks are not enabled")),
+        "{no_agent:?}"
+    );
+    let agent_id = ServerId::new("be_agent", "a1");
+    client.set_agent(&agent_id, AgentState::Down).await.unwrap();
+    let row = stat_row(&client, &agent_id).await;
+    assert_eq!(row.status, ServerStatus::Other("DOWN (agent)".into()));
+    client.set_agent(&agent_id, AgentState::Up).await.unwrap();
+    assert_ne!(
+        stat_row(&client, &agent_id).await.status_text,
+        "DOWN (agent)"
+    );
+
+    client.shutdown_sessions(&web(1)).await.unwrap();
+    let gone = client
+        .shutdown_sessions(&ServerId::new("be", "nosrv"))
+        .await;
+    assert!(matches!(
+        command_error(gone),
+        CommandError::NoSuchServer { .. }
+    ));
+}
+
+#[tokio::test]
+async fn set_addr_changes_are_visible_in_servers_state() {
+    let (haproxy, backends) = start_standard().await;
+    let client = haproxy.admin_client();
+    let port = backends[1].addr.port();
+    let ip: IpAddr = "127.0.0.2".parse().unwrap();
+
+    let changed = client.set_addr(&web(3), ip, Some(port)).await.unwrap();
+    assert!(changed.starts_with("IP changed from"), "{changed}");
+    let state = &client.show_servers_state(Some("be")).await.unwrap()[2];
+    assert_eq!((state.addr.as_str(), state.port), ("127.0.0.2", Some(port)));
+
+    let same = client.set_addr(&web(3), ip, Some(port)).await.unwrap();
+    assert!(same.starts_with("no need to change the addr"), "{same}");
+
+    let v6: IpAddr = "::1".parse().unwrap();
+    client.set_addr(&web(3), v6, Some(port + 1)).await.unwrap();
+    let state = &client.show_servers_state(Some("be")).await.unwrap()[2];
+    assert_eq!((state.addr.as_str(), state.port), ("::1", Some(port + 1)));
+
+    let missing = client
+        .set_addr(&ServerId::new("be", "nosrv"), ip, None)
+        .await;
+    assert!(matches!(
+        command_error(missing),
+        CommandError::NoSuchServer { .. }
+    ));
+}
+
+#[tokio::test]
+async fn dynamic_servers_are_added_and_deleted() {
+    let (haproxy, backends) = start_standard().await;
+    let client = haproxy.admin_client();
+    let dyn1 = ServerId::new("be", "dyn1");
+    let addr = backends[0].addr.to_string();
+    let options: Vec<String> = ["weight", "50", "check", "inter", "1s"]
+        .map(String::from)
+        .to_vec();
+
+    client.add_server(&dyn1, &addr, &options).await.unwrap();
+    let state = client.show_servers_state(Some("be")).await.unwrap();
+    let added = state.iter().find(|s| s.id == dyn1).expect("dyn1 listed");
+    assert_eq!(added.weight, 50);
+    assert!(added.admin.is_maint(), "dynamic servers start in maint");
+
+    let again = client.add_server(&dyn1, &addr, &[]).await;
+    assert!(matches!(
+        command_error(again),
+        CommandError::AlreadyExists { .. }
+    ));
+    let bad_keyword = client
+        .add_server(
+            &ServerId::new("be", "dyn2"),
+            &addr,
+            &["cookie".into(), "x".into()],
+        )
+        .await;
+    assert!(matches!(
+        command_error(bad_keyword),
+        CommandError::InvalidArgument { .. }
+    ));
+    let static_backend = client
+        .add_server(&ServerId::new("be_static", "d"), &addr, &[])
+        .await;
+    assert!(matches!(
+        command_error(static_backend),
+        CommandError::StaticAlgorithm { .. }
+    ));
+    let no_backend = client
+        .add_server(&ServerId::new("nobe", "d"), &addr, &[])
+        .await;
+    assert!(matches!(
+        command_error(no_backend),
+        CommandError::NoSuchBackend { .. }
+    ));
+
+    client.enable_health(&dyn1).await.unwrap();
+    client.set_state(&dyn1, AdminState::Ready).await.unwrap();
+    let busy = client.del_server(&dyn1).await;
+    assert!(matches!(
+        command_error(busy),
+        CommandError::NotInMaintenance { .. }
+    ));
+    client.set_state(&dyn1, AdminState::Maint).await.unwrap();
+    client.del_server(&dyn1).await.unwrap();
+    let state = client.show_servers_state(Some("be")).await.unwrap();
+    assert!(state.iter().all(|s| s.id != dyn1));
+    let gone = client.del_server(&dyn1).await;
+    assert!(matches!(
+        command_error(gone),
+        CommandError::NoSuchServer { .. }
+    ));
+}
+
+#[tokio::test]
+async fn operator_and_user_sockets_refuse_changes_with_an_admin_hint() {
+    let (haproxy, _backends) = start_standard().await;
+    for url in [haproxy.operator_url(), haproxy.user_url()] {
+        let client = Client::new(url.clone());
+        assert_eq!(
+            client.get_weight(&web(1)).await.unwrap().current,
+            100,
+            "reads work on {url}"
+        );
+        let attempts = [
+            client.set_weight(&web(1), WeightSpec::Absolute(1)).await,
+            client.set_state(&web(1), AdminState::Drain).await,
+            client
+                .add_server(&ServerId::new("be", "x"), "127.0.0.1:1", &[])
+                .await,
+        ];
+        for attempt in attempts {
+            let error = command_error(attempt);
+            assert!(
+                matches!(error, CommandError::PermissionDenied { .. }),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("level admin") && message.contains(&url.to_string()),
+                "{message}"
+            );
+        }
+    }
+    assert_eq!(
+        haproxy
+            .admin_client()
+            .get_weight(&web(1))
+            .await
+            .unwrap()
+            .current,
+        100
+    );
+}
+
+#[tokio::test]
+async fn tcp_socket_and_unknown_commands() {
+    let (haproxy, _backends) = start_standard().await;
+    let tcp = Client::new(haproxy.tcp_url());
+    tcp.set_weight(&web(1), WeightSpec::Absolute(7))
+        .await
+        .unwrap();
+    assert_eq!(tcp.get_weight(&web(1)).await.unwrap().current, 7);
+    assert!(tcp.show_info().await.unwrap().pid > 0);
+
+    // The master CLI without `?worker=N` does not know worker commands.
+    let master = Client::new(haproxy.master_url());
+    let unknown = command_error(master.get_weight(&web(1)).await);
+    assert!(
+        matches!(unknown, CommandError::UnknownCommand { .. }),
+        "{unknown:?}"
+    );
+    let raw = haproxy
+        .admin_client()
+        .raw("frobnicate the backend")
+        .await
+        .unwrap();
+    assert!(raw.starts_with("Unknown command"), "{raw}");
+}
+
+#[tokio::test]
+async fn a_pipelined_batch_of_600_commands_gets_600_ordered_results() {
+    let (haproxy, _backends) = start_standard().await;
+    let client = haproxy.admin_client();
+    let mut commands = Vec::new();
+    for i in 0..200u32 {
+        let id = web(i % 3 + 1);
+        commands.push(Command::SetWeight(
+            id.clone(),
+            WeightSpec::Absolute(i % 256),
+        ));
+        commands.push(Command::GetWeight(id));
+        commands.push(match i % 50 {
+            0 => Command::GetWeight(ServerId::new("be", "nosrv")),
+            1 => Command::SetWeight(web(1), WeightSpec::Absolute(999)),
+            2 => Command::ShowStat,
+            _ => Command::GetWeight(web(3)),
+        });
+    }
+    let started = Instant::now();
+    let results = client.batch(&commands).await.expect("batch");
+    assert_eq!(results.len(), 600);
+    for (i, chunk) in results.chunks(3).enumerate() {
+        let i = i as u32;
+        assert_eq!(chunk[0], Ok(Reply::Done), "set #{i}");
+        match &chunk[1] {
+            Ok(Reply::Weight(w)) => assert_eq!(w.current, i % 256, "get after set #{i}"),
+            other => panic!("get #{i}: {other:?}"),
+        }
+        match (i % 50, &chunk[2]) {
+            (0, Err(CommandError::NoSuchServer { .. })) => {}
+            (1, Err(CommandError::InvalidArgument { .. })) => {}
+            (2, Ok(Reply::Stat(rows))) => assert!(rows.len() > 5),
+            (_, Ok(Reply::Weight(_))) if i % 50 > 2 => {}
+            (_, other) => panic!("third command of #{i}: {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn master_cli_addresses_workers_and_reload_resets_runtime_state() {
+    let (mut haproxy, _backends) = start_standard().await;
+    let via_master = Client::new(haproxy.master_worker_url());
+    let before = via_master.show_info().await.unwrap();
+    assert_eq!(
+        before.pid,
+        haproxy.admin_client().show_info().await.unwrap().pid
+    );
+    via_master
+        .set_weight(&web(1), WeightSpec::Absolute(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        haproxy
+            .admin_client()
+            .get_weight(&web(1))
+            .await
+            .unwrap()
+            .current,
+        30
+    );
+
+    let by_pid = Client::new(
+        haproxy
+            .master_url()
+            .with_worker(WorkerTarget::Pid(before.pid)),
+    );
+    assert_eq!(by_pid.get_weight(&web(1)).await.unwrap().current, 30);
+    let nobody = Client::new(
+        haproxy
+            .master_url()
+            .with_worker(WorkerTarget::Pid(u32::MAX / 2)),
+    );
+    let missing = command_error(nobody.show_info().await);
+    assert!(
+        matches!(missing, CommandError::NoSuchWorker { .. }),
+        "{missing:?}"
+    );
+
+    let after = haproxy.reload().await;
+    assert_ne!(after.pid, before.pid, "a reload starts a new worker");
+    assert!(after.uptime_sec <= before.uptime_sec + 1);
+    assert_eq!(
+        via_master.show_info().await.unwrap().pid,
+        after.pid,
+        "@1 follows the new worker"
+    );
+    assert_eq!(
+        haproxy.admin_client().get_weight(&web(1)).await.unwrap(),
+        Weight {
+            current: 100,
+            initial: 100
+        },
+        "runtime weights do not survive a reload"
+    );
+}
+
+#[tokio::test]
+async fn names_that_would_inject_commands_are_not_sent() {
+    let (haproxy, _backends) = start_standard().await;
+    let client = haproxy.admin_client();
+    let sneaky = ServerId::new("be", "web1; set weight be/web2 0");
+    let error = command_error(client.set_weight(&sneaky, WeightSpec::Absolute(1)).await);
+    assert!(matches!(error, CommandError::NotSent { .. }), "{error:?}");
+    assert_eq!(client.get_weight(&web(2)).await.unwrap().current, 100);
+    let addr: HaproxyAddr = haproxy.admin_url().to_string().parse().unwrap();
+    assert_eq!(addr, haproxy.admin_url());
+}
