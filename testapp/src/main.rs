@@ -1,1 +1,198 @@
-fn main() {}
+//! testapp: a tiny HTTP/1.1 server for haproxy-drain's tests and demo. std only, so it links
+//! statically and runs in a `FROM scratch` image.
+//!
+//! Settings (environment; `--port N` also works):
+//! - `PORT` (8080), `NAME` (else `HOSTNAME`, else /etc/hostname), `APP_VERSION` (`v1`)
+//! - `DELAY_MS`: default delay per request; `?delay_ms=N` overrides it for one request
+//! - `ON_SIGTERM=exit` (default: exit 0 at once, like most apps) or `graceful` (stop accepting,
+//!   finish in-flight requests, exit 0). SIGINT and SIGUSR1 behave like SIGTERM.
+//! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
+//!
+//! Paths: `/health` → `ok`; `/exit?code=N` → answers, then exits with N (a crash on demand);
+//! anything else → `instance=<name> version=<v> path=<path>`.
+//!
+//! `testapp --healthcheck` exits 0 when `GET /health` on 127.0.0.1:$PORT answers 200 (for an
+//! exec-form `HEALTHCHECK`: the image has no shell).
+
+mod http;
+mod signals;
+
+use std::io::BufReader;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Requests being processed right now: a graceful shutdown waits for this to reach 0.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+struct Settings {
+    port: u16,
+    name: String,
+    version: String,
+    default_delay: Duration,
+    graceful: bool,
+    fail_health: bool,
+    startup_delay: Duration,
+}
+
+fn env_u64(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn instance_name() -> String {
+    let non_empty = |value: String| {
+        let value = value.trim().to_string();
+        (!value.is_empty()).then_some(value)
+    };
+    std::env::var("NAME")
+        .ok()
+        .and_then(non_empty)
+        .or_else(|| std::env::var("HOSTNAME").ok().and_then(non_empty))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .and_then(non_empty)
+        })
+        .unwrap_or_else(|| "testapp".to_string())
+}
+
+fn settings(args: &[String]) -> Settings {
+    let flag_port = args
+        .iter()
+        .position(|arg| arg == "--port")
+        .and_then(|at| args.get(at + 1))
+        .and_then(|port| port.parse().ok());
+    let env_port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    Settings {
+        port: flag_port.or(env_port).unwrap_or(8080),
+        name: instance_name(),
+        version: std::env::var("APP_VERSION").unwrap_or_else(|_| "v1".to_string()),
+        default_delay: Duration::from_millis(env_u64("DELAY_MS")),
+        graceful: std::env::var("ON_SIGTERM").is_ok_and(|v| v.trim() == "graceful"),
+        fail_health: std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1"),
+        startup_delay: Duration::from_millis(env_u64("STARTUP_DELAY_MS")),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let settings = Arc::new(settings(&args));
+    if args.iter().any(|arg| arg == "--healthcheck") {
+        let healthy = http::get_status(settings.port, "/health", Duration::from_millis(900))
+            .is_ok_and(|status| status == 200);
+        std::process::exit(if healthy { 0 } else { 1 });
+    }
+
+    signals::install(settings.graceful);
+    thread::sleep(settings.startup_delay);
+    let listener = match TcpListener::bind(("0.0.0.0", settings.port)) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("testapp: cannot listen on port {}: {err}", settings.port);
+            std::process::exit(2);
+        }
+    };
+    eprintln!(
+        "testapp {} ({}) listening on :{}, on SIGTERM: {}",
+        settings.name,
+        settings.version,
+        settings.port,
+        if settings.graceful {
+            "graceful"
+        } else {
+            "exit"
+        }
+    );
+    signals::wake_accept_on_signal(settings.port);
+
+    for stream in listener.incoming() {
+        if signals::stopping() {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let settings = Arc::clone(&settings);
+        thread::spawn(move || serve_connection(stream, &settings));
+    }
+    drop(listener);
+    eprintln!(
+        "testapp {}: stopped accepting, finishing in-flight requests",
+        settings.name
+    );
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        thread::sleep(Duration::from_millis(2));
+    }
+    eprintln!("testapp {}: exiting", settings.name);
+    std::process::exit(0);
+}
+
+/// Ends the in-flight count for one request, however its handling ends.
+struct InFlight;
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn serve_connection(stream: TcpStream, settings: &Settings) {
+    let _ = stream.set_nodelay(true);
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let mut guard = None;
+        let request = http::read_request(&mut reader, &mut || {
+            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            guard = Some(InFlight);
+        });
+        let Ok(Some(request)) = request else { return };
+        let keep_alive = request.keep_alive && !signals::stopping();
+        let (status, body, exit_code) = respond(&request, settings);
+        let headers = [("X-Instance", settings.name.as_str())];
+        let written = http::write_response(&mut writer, status, &body, &headers, keep_alive);
+        drop(guard);
+        if let Some(code) = exit_code {
+            std::process::exit(code);
+        }
+        if written.is_err() || !keep_alive {
+            return;
+        }
+    }
+}
+
+/// Status, body, and whether to exit afterwards.
+fn respond(request: &http::Request, settings: &Settings) -> (u16, String, Option<i32>) {
+    let delay = request
+        .query_param("delay_ms")
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(settings.default_delay);
+    match request.path.as_str() {
+        "/health" if settings.fail_health => (500, "failing on purpose\n".into(), None),
+        "/health" => (200, "ok\n".into(), None),
+        "/exit" => {
+            let code = request
+                .query_param("code")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            (200, format!("exiting with {code}\n"), Some(code))
+        }
+        path => {
+            // The app's "work": a per-request delay, so drains have in-flight requests to wait for.
+            thread::sleep(delay);
+            let body = format!(
+                "instance={} version={} method={} path={path}\n",
+                settings.name, settings.version, request.method
+            );
+            (200, body, None)
+        }
+    }
+}
