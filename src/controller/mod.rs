@@ -1,5 +1,56 @@
-//! The controller: owns one task per mapped server and executes the drain machine's actions.
+//! The controller: one task per mapped server, a hub that routes Docker events and control
+//! requests to them, and reconciliation from ground truth.
+//!
+//! - [`handle`]: [`ControllerHandle`] and the request/response types of the control API.
+//! - [`hub`]: the routing loop (Docker events, control requests, timers).
+//! - [`reconcile`]: level-triggered correction from `docker ps` + `show servers state`.
+//! - [`server_task`]: one task per server; runs the drain machine, executes its actions.
+//! - [`fleet`]: every HAProxy; one action goes to each.
+//! - [`probe`]: the health gate.
 
+pub mod fleet;
 pub mod handle;
+pub mod hub;
+pub mod probe;
+pub mod reconcile;
+pub mod server_task;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use fleet::Fleet;
 pub use handle::{ControllerHandle, Owner, ServerView, Target, Trigger};
+
+use crate::config::Config;
+use crate::docker::DockerClient;
+use crate::drain::MachineSettings;
+use crate::mapping::Mapping;
+use crate::metrics::Metrics;
+use crate::ownership::OwnershipStore;
+
+/// How often the health gate probes a starting container.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+/// How often `show info` is read to notice HAProxy reloads and reconnects.
+pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Everything the controller's tasks share.
+pub struct Context {
+    pub config: Config,
+    pub fleet: Fleet,
+    pub docker: DockerClient,
+    pub store: OwnershipStore,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    pub fn machine_settings(&self, mapping: &Mapping) -> MachineSettings {
+        MachineSettings {
+            mode: mapping.settings.mode,
+            drain_timeout: mapping.settings.drain_timeout,
+            shutdown_sessions: mapping.settings.shutdown_sessions,
+            health_timeout: mapping.settings.health_timeout,
+            poll_interval: self.config.poll_interval,
+            probe_interval: PROBE_INTERVAL,
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Every HAProxy that sends traffic to our containers: one action goes to each of them, and a
+//! server is drained only when all of them report zero sessions.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+
+use crate::drain::Observed;
+use crate::haproxy::parse::parse_stat;
+use crate::haproxy::{
+    AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
+};
+use crate::metrics::Metrics;
+
+/// `srv_check_state` bit: health checks are configured for the server.
+const CHECK_CONFIGURED: u32 = 0x2;
+
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    clients: Arc<Vec<Client>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One HAProxy's view of all servers, read in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub states: Vec<ServerState>,
+    pub stats: Vec<StatRow>,
+}
+
+impl Fleet {
+    pub fn new(clients: Vec<Client>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            clients: Arc::new(clients),
+            metrics,
+        }
+    }
+
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// Runs one command on every HAProxy concurrently; one result per HAProxy, in order.
+    pub async fn apply(&self, command: &Command) -> Vec<Result<Reply, HaproxyError>> {
+        join_all(self.clients.iter().map(|c| self.timed(c, command))).await
+    }
+
+    async fn timed(&self, client: &Client, command: &Command) -> Result<Reply, HaproxyError> {
+        let started = Instant::now();
+        let result = client.call(command.clone()).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .haproxy_command(command_verb(command), outcome, started.elapsed());
+        result
+    }
+
+    /// `show servers state` and `show stat` from every HAProxy, each in one round trip.
+    pub async fn snapshots(&self) -> Vec<Result<Snapshot, HaproxyError>> {
+        let commands = [Command::ShowServersState(None), Command::ShowStat];
+        join_all(self.clients.iter().map(|client| async {
+            let started = Instant::now();
+            let result = client.batch(&commands).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            self.metrics
+                .haproxy_command("show_servers_state", outcome, started.elapsed());
+            let mut snapshot = Snapshot::default();
+            for reply in result? {
+                match reply? {
+                    Reply::ServersState(states) => snapshot.states = states,
+                    Reply::Stat(stats) => snapshot.stats = stats,
+                    _ => {}
+                }
+            }
+            Ok(snapshot)
+        }))
+        .await
+    }
+
+    pub async fn infos(&self) -> Vec<Result<Info, HaproxyError>> {
+        join_all(self.clients.iter().map(|c| c.show_info())).await
+    }
+
+    /// `show servers state <backend>` on every HAProxy, merged for one server.
+    pub async fn observe(&self, server: &ServerId) -> Result<Option<Observed>, HaproxyError> {
+        let command = Command::ShowServersState(Some(server.backend.clone()));
+        let mut states = Vec::new();
+        for result in self.apply(&command).await {
+            match result {
+                Ok(Reply::ServersState(all)) => {
+                    states.extend(all.into_iter().filter(|s| &s.id == server))
+                }
+                Ok(_) => {}
+                Err(HaproxyError::Command(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(merge(&states))
+    }
+
+    /// The `show stat` rows of one backend's servers, from every HAProxy.
+    pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
+        let command = Command::Raw(format!("show stat {backend} 4 -1"));
+        let mut rows = Vec::new();
+        for result in self.apply(&command).await {
+            if let Reply::Raw(text) = result? {
+                let parsed = parse_stat(&text).map_err(|source| {
+                    HaproxyError::Command(crate::haproxy::CommandError::UnexpectedReply {
+                        command: command.to_string(),
+                        source,
+                    })
+                })?;
+                rows.extend(parsed);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Current sessions of one server, summed over every HAProxy.
+    pub async fn sessions(&self, server: &ServerId) -> Result<u64, HaproxyError> {
+        let rows = self.backend_stats(&server.backend).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.name == server.server)
+            .map(|r| r.sessions)
+            .sum())
+    }
+
+    /// True when every HAProxy has seen a health check pass since the server left MAINT.
+    pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
+        let rows = self.backend_stats(&server.backend).await?;
+        let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
+        Ok(!mine.is_empty() && mine.iter().all(|r| check_row_passed(r)))
+    }
+}
+
+/// Leaving MAINT sets the health counter to `rise` ("DRAIN 1/2"); one passing check raises it to
+/// `rise + fall - 1`. So "a check passed since" is an OK status with the counter at its top.
+pub fn check_row_passed(row: &StatRow) -> bool {
+    let status = row.check_status.trim_start_matches("* ");
+    if row.check_status.is_empty() {
+        return true;
+    }
+    let ok = matches!(status, "L4OK" | "L6OK" | "L7OK" | "L7OKC");
+    let top = match (row.check_health, row.check_rise, row.check_fall) {
+        (Some(h), Some(r), Some(f)) => h >= r + f.saturating_sub(1),
+        _ => true,
+    };
+    ok && top
+}
+
+/// Merges one server's state across HAProxies: the least-out state wins, so one HAProxy that
+/// lost our state (a reload) is seen and corrected; an address is known only if all agree.
+pub fn merge(states: &[ServerState]) -> Option<Observed> {
+    let first = states.first()?;
+    let rank = |a: AdminState| match a {
+        AdminState::Ready => 0,
+        AdminState::Drain => 1,
+        AdminState::Maint => 2,
+    };
+    let admin = states
+        .iter()
+        .map(|s| s.admin.as_admin_state())
+        .min_by_key(|a| rank(*a))
+        .unwrap_or(AdminState::Ready);
+    let addr: Option<IpAddr> = first.addr.parse().ok();
+    let all_agree = states
+        .iter()
+        .all(|s| s.addr == first.addr && s.port == first.port);
+    Some(Observed {
+        admin,
+        weight: states.iter().map(|s| s.weight).max().unwrap_or(0),
+        initial_weight: first.initial_weight,
+        addr: if all_agree { addr } else { None },
+        port: first.port,
+        checks_enabled: states.iter().any(|s| s.check_state & CHECK_CONFIGURED != 0),
+    })
+}
+
+/// Groups every HAProxy's servers by id, for [`merge`].
+pub fn group_states(snapshots: &[Snapshot]) -> HashMap<ServerId, Vec<ServerState>> {
+    let mut grouped: HashMap<ServerId, Vec<ServerState>> = HashMap::new();
+    for snapshot in snapshots {
+        for state in &snapshot.states {
+            grouped
+                .entry(state.id.clone())
+                .or_default()
+                .push(state.clone());
+        }
+    }
+    grouped
+}
+
+/// A bounded metrics label for a command.
+pub fn command_verb(command: &Command) -> &'static str {
+    match command {
+        Command::ShowInfo => "show_info",
+        Command::ShowStat => "show_stat",
+        Command::ShowServersState(_) => "show_servers_state",
+        Command::ShowBackends => "show_backends",
+        Command::GetWeight(_) => "get_weight",
+        Command::SetWeight(..) => "set_weight",
+        Command::SetState(..) => "set_state",
+        Command::SetAddr { .. } => "set_addr",
+        Command::SetHealth(..) => "set_health",
+        Command::SetAgent(..) => "set_agent",
+        Command::ShutdownSessions(_) => "shutdown_sessions",
+        Command::AddServer { .. } => "add_server",
+        Command::DelServer(_) => "del_server",
+        Command::EnableHealth(_) => "enable_health",
+        Command::DisableHealth(_) => "disable_health",
+        Command::Reload => "reload",
+        Command::Raw(text) if text.starts_with("show stat") => "show_stat",
+        Command::Raw(_) => "other",
+    }
+}

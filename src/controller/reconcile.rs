@@ -1,0 +1,209 @@
+//! Level-triggered reconciliation: list the containers, read every HAProxy, correct every
+//! difference. Events are the fast path; this is the guarantee.
+//!
+//! It runs on start-up, whenever the Docker stream (re)connects, when a HAProxy reloads or comes
+//! back, and every `reconcile_interval`. It never acts on partial truth: without a container list
+//! or without any HAProxy answering, it does nothing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use super::fleet::{group_states, merge};
+use super::handle::{Owner, ServerView};
+use super::hub::{Hub, KnownContainer};
+use super::server_task::{container_ref, ServerMsg, ServerSnapshot};
+use crate::docker::ContainerInfo;
+use crate::haproxy::{RowKind, ServerId};
+use crate::mapping::Mapping;
+
+impl Hub {
+    pub(super) async fn reconcile(&mut self, why: &'static str) {
+        let containers = match self.ctx.docker.list_containers(true).await {
+            Ok(list) => list,
+            Err(error) => {
+                self.ctx.metrics.set_docker_connected(false);
+                tracing::warn!(%error, why, "reconciliation skipped: cannot list containers");
+                return;
+            }
+        };
+        let snapshots: Vec<_> = self.ctx.fleet.snapshots().await;
+        let mut answered = Vec::new();
+        for (client, result) in self.ctx.fleet.clients().iter().zip(snapshots) {
+            let addr = client.addr().to_string();
+            match result {
+                Ok(snapshot) => {
+                    self.ctx.metrics.set_haproxy_connected(&addr, true);
+                    answered.push(snapshot);
+                }
+                Err(error) => {
+                    self.ctx.metrics.set_haproxy_connected(&addr, false);
+                    tracing::warn!(haproxy = %addr, %error, "HAProxy did not answer during reconciliation");
+                }
+            }
+        }
+        if answered.is_empty() {
+            tracing::warn!(why, "reconciliation skipped: no HAProxy answered");
+            return;
+        }
+        let grouped = group_states(&answered);
+
+        // Each server's container: a running one wins over stopped leftovers.
+        let mut wanted: HashMap<ServerId, (Mapping, Option<ContainerInfo>)> = HashMap::new();
+        for info in containers {
+            let Some(mapping) = self.map_container(&info.id, &info.name, &info.labels) else {
+                continue;
+            };
+            let slot = wanted
+                .entry(mapping.server.clone())
+                .or_insert((mapping.clone(), None));
+            let better = match &slot.1 {
+                None => true,
+                Some(current) => info.running && !current.running,
+            };
+            if better {
+                *slot = (mapping, Some(info));
+            }
+        }
+        // Servers haproxy-drain holds whose container is gone altogether.
+        for (id, _) in self.ctx.store.all().await {
+            wanted.entry(id.clone()).or_insert_with(|| {
+                (
+                    Mapping {
+                        server: id,
+                        port: None,
+                        settings: self.ctx.config.defaults.clone(),
+                    },
+                    None,
+                )
+            });
+        }
+
+        for (server, (mapping, info)) in wanted {
+            self.ensure_task(&server, &mapping, None).await;
+            let observed = grouped.get(&server).and_then(|s| merge(s));
+            let (container, running) = match &info {
+                Some(info) => {
+                    self.containers.insert(
+                        info.id.clone(),
+                        KnownContainer {
+                            name: info.name.clone(),
+                            server: server.clone(),
+                            stop_signal: info.stop_signal,
+                        },
+                    );
+                    (Some(container_ref(info, &mapping)), info.running)
+                }
+                None => (None, false),
+            };
+            let Some(entry) = self.servers.get_mut(&server) else {
+                continue;
+            };
+            entry.mapping = mapping.clone();
+            entry.active_container = info.as_ref().map(|i| i.id.clone());
+            entry.active_running = running;
+            let sync = ServerMsg::Sync {
+                mapping: Box::new(mapping),
+                container,
+                running,
+                observed,
+            };
+            let _ = entry.tx.send(sync).await;
+        }
+        self.last_states = grouped;
+        tracing::debug!(why, servers = self.servers.len(), "reconciled");
+    }
+
+    /// Notices HAProxy reloads (pid or uptime changed) and reconnects, and reconciles at once:
+    /// a reload resets runtime weights, states, addresses and dynamic servers.
+    pub(super) async fn watch_haproxy(&mut self) {
+        let infos = self.ctx.fleet.infos().await;
+        let mut reconcile = None;
+        for (i, (client, result)) in self.ctx.fleet.clients().iter().zip(infos).enumerate() {
+            let addr = client.addr().to_string();
+            match result {
+                Ok(info) => {
+                    self.ctx.metrics.set_haproxy_connected(&addr, true);
+                    let now = (info.pid, info.uptime_sec);
+                    match self.haproxy_seen[i] {
+                        None => reconcile = Some("haproxy_connected"),
+                        Some((pid, uptime)) if pid != now.0 || now.1 < uptime => {
+                            self.ctx.metrics.reload_detected();
+                            tracing::info!(haproxy = %addr, old_pid = pid, new_pid = now.0, "HAProxy reload detected");
+                            reconcile = Some("haproxy_reload");
+                        }
+                        Some(_) => {}
+                    }
+                    self.haproxy_seen[i] = Some(now);
+                }
+                Err(error) => {
+                    if self.haproxy_seen[i].take().is_some() {
+                        tracing::warn!(haproxy = %addr, %error, "HAProxy runtime API unreachable; retrying");
+                    }
+                    self.ctx.metrics.set_haproxy_connected(&addr, false);
+                }
+            }
+        }
+        if let Some(why) = reconcile {
+            self.reconcile(why).await;
+        }
+    }
+
+    /// Every HAProxy server joined with its container and owner; the reads happen off the hub.
+    pub(super) fn status_views(&self) -> impl Future<Output = Vec<ServerView>> + Send + 'static {
+        let fleet = self.ctx.fleet.clone();
+        let shared: HashMap<ServerId, Arc<Mutex<ServerSnapshot>>> = self
+            .servers
+            .iter()
+            .map(|(id, e)| (id.clone(), e.shared.clone()))
+            .collect();
+        async move {
+            let mut views: Vec<ServerView> = Vec::new();
+            let mut index: HashMap<ServerId, usize> = HashMap::new();
+            for snapshot in fleet.snapshots().await.into_iter().flatten() {
+                let states: HashMap<ServerId, _> =
+                    snapshot.states.iter().map(|s| (s.id.clone(), s)).collect();
+                for row in snapshot.stats.iter().filter(|r| r.kind == RowKind::Server) {
+                    let id = ServerId::new(row.proxy.clone(), row.name.clone());
+                    if let Some(&i) = index.get(&id) {
+                        views[i].sessions += row.sessions;
+                        continue;
+                    }
+                    let state = states.get(&id);
+                    let snap = shared
+                        .get(&id)
+                        .and_then(|s| s.lock().ok().map(|s| s.clone()));
+                    let weight = row.user_weight.or(row.weight).unwrap_or(0);
+                    let operator_out = state
+                        .is_some_and(|s| s.admin.is_maint() || s.admin.is_drain())
+                        || weight == 0;
+                    let owner = match &snap {
+                        Some(s) => s.owner,
+                        None if operator_out => Owner::Operator,
+                        None => Owner::None,
+                    };
+                    let (addr, port) = match row.addr.rsplit_once(':') {
+                        Some((a, p)) => (a.trim_matches(['[', ']']).to_string(), p.parse().ok()),
+                        None => (row.addr.clone(), None),
+                    };
+                    index.insert(id, views.len());
+                    views.push(ServerView {
+                        backend: row.proxy.clone(),
+                        server: row.name.clone(),
+                        container: snap.as_ref().and_then(|s| s.container.clone()),
+                        addr,
+                        port,
+                        state: row.status_text.clone(),
+                        weight,
+                        initial_weight: state.map_or(weight, |s| s.initial_weight),
+                        sessions: row.sessions,
+                        check: row.check_status.clone(),
+                        owner,
+                        phase: snap.map_or("unmapped", |s| s.phase).to_string(),
+                    });
+                }
+            }
+            views
+        }
+    }
+}

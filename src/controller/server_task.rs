@@ -1,0 +1,579 @@
+//! One task per HAProxy server: feeds its drain machine and executes the actions it returns.
+//!
+//! Messages for one server are handled in order; servers never wait for each other. Polls and
+//! probes run inline here, so a slow probe delays only this server.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::handle::Owner;
+use super::probe::Gate;
+use super::Context;
+use crate::docker::ContainerInfo;
+use crate::drain::{
+    Action, Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership, Report,
+};
+use crate::haproxy::{AdminState, Command, HaproxyError, ServerId, WeightSpec};
+use crate::mapping::Mapping;
+use crate::shutdown::Shutdown;
+
+/// What the hub and the control API can see of a server without asking its task.
+#[derive(Debug, Clone)]
+pub struct ServerSnapshot {
+    pub phase: &'static str,
+    pub owner: Owner,
+    pub in_rotation: bool,
+    pub container: Option<String>,
+}
+
+impl Default for ServerSnapshot {
+    fn default() -> Self {
+        Self {
+            phase: "unknown",
+            owner: Owner::None,
+            in_rotation: false,
+            container: None,
+        }
+    }
+}
+
+/// How a drain request ended, for its waiter.
+#[derive(Debug, Clone)]
+pub enum DrainOutcome {
+    Finished {
+        result: DrainResult,
+        sessions_left: u64,
+    },
+    /// Already out of rotation by haproxy-drain's hand.
+    AlreadyOut,
+    /// An operator holds it; haproxy-drain does not touch it.
+    HeldByOperator,
+}
+
+/// The container behind the server, as far as the task needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub id: String,
+    pub name: String,
+    pub has_healthcheck: bool,
+    pub ip: Option<IpAddr>,
+}
+
+#[derive(Debug)]
+pub enum ServerMsg {
+    /// A mapped Docker event; `event_nanos` is Docker's `timeNano`, for the reaction latency.
+    Input {
+        input: Input,
+        event_nanos: Option<i64>,
+    },
+    /// The container started: inspect it, then feed `Started`.
+    Started {
+        container_id: String,
+    },
+    /// Ground truth from reconciliation. `observed: None`: the server is missing in HAProxy.
+    Sync {
+        mapping: Box<Mapping>,
+        container: Option<ContainerRef>,
+        running: bool,
+        observed: Option<Observed>,
+    },
+    Drain {
+        input: Input,
+        waiter: Option<oneshot::Sender<DrainOutcome>>,
+    },
+    Ready {
+        waiter: Option<oneshot::Sender<()>>,
+    },
+}
+
+pub struct ServerTask {
+    id: ServerId,
+    ctx: Arc<Context>,
+    machine: Machine,
+    mapping: Mapping,
+    container: Option<ContainerRef>,
+    observed: Option<Observed>,
+    actual_admin: Option<AdminState>,
+    shared: Arc<Mutex<ServerSnapshot>>,
+    drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
+    ready_waiters: Vec<oneshot::Sender<()>>,
+    missing_backend_reported: bool,
+}
+
+/// Picks the address HAProxy should use: the configured network's, else the first by name.
+pub fn pick_ip(info: &ContainerInfo, network: Option<&str>) -> Option<IpAddr> {
+    let mut networks: Vec<&(String, IpAddr)> = info.networks.iter().collect();
+    networks.sort_by(|a, b| a.0.cmp(&b.0));
+    match network {
+        Some(name) => networks.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip),
+        None => networks.first().map(|(_, ip)| *ip),
+    }
+}
+
+pub fn container_ref(info: &ContainerInfo, mapping: &Mapping) -> ContainerRef {
+    ContainerRef {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        has_healthcheck: info.health.is_some(),
+        ip: pick_ip(info, mapping.settings.network.as_deref()),
+    }
+}
+
+fn clock() -> Clock {
+    Clock {
+        now: Instant::now(),
+        unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+fn unix_nanos_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl ServerTask {
+    pub fn spawn(
+        id: ServerId,
+        ctx: Arc<Context>,
+        mapping: Mapping,
+        owned: Option<Ownership>,
+        shared: Arc<Mutex<ServerSnapshot>>,
+        shutdown: Shutdown,
+    ) -> mpsc::Sender<ServerMsg> {
+        let (tx, rx) = mpsc::channel(64);
+        let settings = ctx.machine_settings(&mapping);
+        let task = ServerTask {
+            id,
+            machine: Machine::new(settings, owned),
+            ctx,
+            mapping,
+            container: None,
+            observed: None,
+            actual_admin: None,
+            shared,
+            drain_waiters: Vec::new(),
+            ready_waiters: Vec::new(),
+            missing_backend_reported: false,
+        };
+        tokio::spawn(task.run(rx, shutdown));
+        tx
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<ServerMsg>, mut shutdown: Shutdown) {
+        loop {
+            let wake = self.machine.next_wakeup();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.on_message(msg).await,
+                    None => break,
+                },
+                _ = sleep_until(wake) => self.feed(Input::Tick, None).await,
+                _ = shutdown.recv() => break,
+            }
+        }
+        tracing::debug!(server = %self.id, phase = self.machine.phase_name(), "server task stopped");
+    }
+
+    async fn on_message(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Input { input, event_nanos } => self.feed(input, event_nanos).await,
+            ServerMsg::Started { container_id } => self.on_started(&container_id).await,
+            ServerMsg::Sync {
+                mapping,
+                container,
+                running,
+                observed,
+            } => self.on_sync(*mapping, container, running, observed).await,
+            ServerMsg::Drain { input, waiter } => {
+                self.drain_waiters.extend(waiter);
+                self.feed(input, None).await;
+                if !self.machine.is_draining() {
+                    let outcome = if self.machine.owner() == Owner::Operator {
+                        DrainOutcome::HeldByOperator
+                    } else {
+                        DrainOutcome::AlreadyOut
+                    };
+                    for waiter in self.drain_waiters.drain(..) {
+                        let _ = waiter.send(outcome.clone());
+                    }
+                }
+            }
+            ServerMsg::Ready { waiter } => {
+                self.ready_waiters.extend(waiter);
+                self.feed(Input::ReadyRequested, None).await;
+            }
+        }
+    }
+
+    async fn on_started(&mut self, container_id: &str) {
+        match self.ctx.docker.inspect(container_id).await {
+            Ok(Some(info)) if info.running => {
+                let reference = container_ref(&info, &self.mapping);
+                let addr = reference.ip.map(|ip| (ip, self.mapping.port));
+                self.container = Some(reference);
+                self.feed(Input::Started { addr }, None).await;
+            }
+            Ok(_) => {
+                tracing::debug!(server = %self.id, container_id, "started container is gone again")
+            }
+            Err(error) => {
+                tracing::warn!(server = %self.id, container_id, %error, "cannot inspect started container; reconciliation will retry")
+            }
+        }
+    }
+
+    async fn on_sync(
+        &mut self,
+        mapping: Mapping,
+        container: Option<ContainerRef>,
+        running: bool,
+        observed: Option<Observed>,
+    ) {
+        if mapping != self.mapping {
+            self.machine
+                .set_settings(self.ctx.machine_settings(&mapping));
+            self.mapping = mapping;
+        }
+        if container.is_some() {
+            self.container = container;
+        }
+        let observed = match observed {
+            Some(o) => o,
+            None => match self.add_dynamic(running).await {
+                Some(o) => o,
+                None => return,
+            },
+        };
+        self.observed = Some(observed);
+        self.actual_admin = Some(observed.admin);
+        let state = match (&self.container, running) {
+            (Some(c), true) => ContainerState::Running {
+                addr: c.ip.map(|ip| (ip, self.mapping.port)),
+            },
+            (Some(_), false) => ContainerState::Stopped,
+            (None, _) => ContainerState::Absent,
+        };
+        self.feed(
+            Input::Sync {
+                container: state,
+                haproxy: observed,
+            },
+            None,
+        )
+        .await;
+    }
+
+    /// The server is missing: add it (`add server`, in MAINT) when its backend exists and the
+    /// container runs; it then goes through the same health gate as any other.
+    async fn add_dynamic(&mut self, running: bool) -> Option<Observed> {
+        let ip = self
+            .container
+            .as_ref()
+            .and_then(|c| c.ip)
+            .filter(|_| running)?;
+        let port = self.mapping.port?;
+        let stats = self.ctx.fleet.backend_stats(&self.id.backend).await.ok();
+        let checks = stats.iter().flatten().any(|r| !r.check_status.is_empty());
+        let weight = self.mapping.settings.dynamic_weight;
+        let mut options = vec!["weight".to_string(), weight.to_string()];
+        if checks {
+            options.extend(["check", "inter", "1s", "rise", "2", "fall", "2"].map(String::from));
+        }
+        let addr = match ip {
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            IpAddr::V4(v4) => format!("{v4}:{port}"),
+        };
+        let command = Command::AddServer {
+            server: self.id.clone(),
+            addr,
+            options,
+        };
+        for result in self.ctx.fleet.apply(&command).await {
+            match result {
+                Ok(_) => {}
+                Err(HaproxyError::Command(e)) if e.is_not_found() => {
+                    if !self.missing_backend_reported {
+                        self.missing_backend_reported = true;
+                        self.ctx.metrics.config_error("missing_backend");
+                        tracing::error!(server = %self.id, error = %e, "backend does not exist in HAProxy; the container is skipped until it does");
+                    }
+                    return None;
+                }
+                Err(error) => {
+                    tracing::warn!(server = %self.id, %error, "add server failed");
+                    return None;
+                }
+            }
+        }
+        if checks {
+            self.apply(Command::EnableHealth(self.id.clone())).await;
+        }
+        let ownership = Ownership {
+            prior_admin: AdminState::Ready,
+            prior_weight: Some(weight),
+            sticky: false,
+            dynamic: true,
+            trigger: super::handle::Trigger::Reconcile,
+            since_unix_ms: clock().unix_ms,
+        };
+        self.save_ownership(ownership.clone()).await;
+        self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), Some(ownership));
+        tracing::info!(server = %self.id, weight, checks, "added server dynamically");
+        self.ctx.fleet.observe(&self.id).await.ok().flatten()
+    }
+
+    async fn feed(&mut self, first: Input, mut event_nanos: Option<i64>) {
+        let mut queue = VecDeque::from([first]);
+        let started = Instant::now();
+        while let Some(input) = queue.pop_front() {
+            let from = self.machine.phase_name();
+            let actions = self.machine.handle(input.clone(), clock());
+            let to = self.machine.phase_name();
+            if from != to || actions.iter().any(changes_haproxy) {
+                tracing::info!(
+                    container = self.container.as_ref().map(|c| c.name.as_str()).unwrap_or("-"),
+                    server = %self.id,
+                    from, to,
+                    why = ?input,
+                    actions = ?actions,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "decision"
+                );
+            }
+            for action in actions {
+                let changed = changes_haproxy(&action);
+                if let Some(next) = self.execute(action).await {
+                    queue.push_back(next);
+                }
+                if changed {
+                    if let Some(nanos) = event_nanos.take() {
+                        let latency = Duration::from_nanos(
+                            unix_nanos_now().saturating_sub(nanos).max(0) as u64,
+                        );
+                        self.ctx.metrics.reaction_latency(
+                            "take_out",
+                            &self.id.backend,
+                            &self.id.server,
+                            latency,
+                        );
+                    }
+                }
+            }
+        }
+        self.publish();
+    }
+
+    async fn execute(&mut self, action: Action) -> Option<Input> {
+        let id = self.id.clone();
+        match action {
+            Action::SetAdmin(state) => {
+                if self.apply(Command::SetState(id, state)).await {
+                    self.actual_admin = Some(state);
+                }
+            }
+            Action::SetWeight(w) => {
+                self.apply(Command::SetWeight(id, WeightSpec::Absolute(w)))
+                    .await;
+            }
+            Action::SetAddr(ip, port) => {
+                self.apply(Command::SetAddr {
+                    server: id,
+                    ip,
+                    port,
+                })
+                .await;
+            }
+            Action::ShutdownSessions => {
+                self.apply(Command::ShutdownSessions(id)).await;
+            }
+            Action::DelServer => {
+                self.apply(Command::DelServer(id)).await;
+            }
+            Action::PollSessions => match self.ctx.fleet.sessions(&self.id).await {
+                Ok(n) => return Some(Input::Sessions(n)),
+                Err(error) => {
+                    tracing::warn!(server = %self.id, %error, "cannot read sessions; retrying")
+                }
+            },
+            Action::PollCheck => match self.ctx.fleet.check_passed(&self.id).await {
+                Ok(passed) => return Some(Input::HaproxyCheck { passed }),
+                Err(error) => {
+                    tracing::warn!(server = %self.id, %error, "cannot read check state; retrying")
+                }
+            },
+            Action::Probe => {
+                let gate = self.gate();
+                return Some(Input::Gate {
+                    passed: gate.probe(&self.ctx.docker).await,
+                });
+            }
+            Action::Own(ownership) => self.save_ownership(ownership).await,
+            Action::Disown => {
+                if let Err(error) = self.ctx.store.forget(&self.id).await {
+                    tracing::error!(server = %self.id, %error, "cannot update the state file");
+                }
+            }
+            Action::Report(report) => self.report(report),
+        }
+        None
+    }
+
+    fn gate(&self) -> Gate {
+        let port = self.mapping.port.or(self.observed.and_then(|o| o.port));
+        match &self.container {
+            Some(c) => Gate::for_container(
+                &c.id,
+                c.has_healthcheck,
+                c.ip,
+                port,
+                self.mapping.settings.health_path.as_deref(),
+            ),
+            None => Gate::None,
+        }
+    }
+
+    async fn save_ownership(&self, ownership: Ownership) {
+        if let Err(error) = self.ctx.store.save(&self.id, ownership).await {
+            tracing::error!(server = %self.id, %error, "cannot write the state file; continuing, but a crash now would lose track of this server");
+        }
+    }
+
+    /// Sends one command to every HAProxy; true when all accepted it.
+    async fn apply(&self, command: Command) -> bool {
+        let mut all_ok = true;
+        for (i, result) in self.ctx.fleet.apply(&command).await.into_iter().enumerate() {
+            if let Err(error) = result {
+                all_ok = false;
+                let haproxy = self
+                    .ctx
+                    .fleet
+                    .clients()
+                    .get(i)
+                    .map(|c| c.addr().to_string())
+                    .unwrap_or_default();
+                tracing::error!(server = %self.id, %haproxy, %command, %error, "HAProxy command failed; reconciliation will retry");
+            }
+        }
+        all_ok
+    }
+
+    fn report(&mut self, report: Report) {
+        let (proxy, server) = (self.id.backend.as_str(), self.id.server.as_str());
+        let metrics = &self.ctx.metrics;
+        match report {
+            Report::DrainStarted { trigger } => {
+                metrics.drain_started(trigger.as_str(), proxy, server)
+            }
+            Report::DrainFinished {
+                trigger,
+                result,
+                elapsed,
+                sessions_left,
+            } => {
+                metrics.drain_finished(
+                    trigger.as_str(),
+                    metrics_drain_result(result),
+                    proxy,
+                    server,
+                    elapsed,
+                    sessions_left,
+                );
+                tracing::info!(server = %self.id, trigger = trigger.as_str(), result = result.as_str(), elapsed_ms = elapsed.as_millis() as u64, sessions_left, "drain finished");
+                for waiter in self.drain_waiters.drain(..) {
+                    let _ = waiter.send(DrainOutcome::Finished {
+                        result,
+                        sessions_left,
+                    });
+                }
+            }
+            Report::Restored {
+                start_to_rotation,
+                out_of_rotation,
+            } => {
+                metrics.restore_finished(
+                    crate::metrics::RestoreResult::Restored,
+                    proxy,
+                    server,
+                    start_to_rotation,
+                    Some(out_of_rotation),
+                );
+                tracing::info!(server = %self.id, start_to_rotation_ms = start_to_rotation.map(|d| d.as_millis() as u64), out_of_rotation_ms = out_of_rotation.as_millis() as u64, "back in rotation");
+            }
+            Report::GateTimedOut { waited } => {
+                metrics.restore_finished(
+                    crate::metrics::RestoreResult::HealthTimeout,
+                    proxy,
+                    server,
+                    None,
+                    None,
+                );
+                tracing::warn!(server = %self.id, waited_ms = waited.as_millis() as u64, "container not healthy before the health timeout; keeping the server out of rotation and still probing");
+            }
+            Report::Correction(kind) => {
+                metrics.reconcile_correction(kind);
+                tracing::info!(server = %self.id, kind, "reconciliation corrected HAProxy");
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let owner = self.machine.owner();
+        let snapshot = ServerSnapshot {
+            phase: self.machine.phase_name(),
+            owner,
+            in_rotation: self.machine.in_rotation(),
+            container: self.container.as_ref().map(|c| c.name.clone()),
+        };
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = snapshot;
+        }
+        if self.machine.is_serving() {
+            for waiter in self.ready_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        let (proxy, server) = (self.id.backend.as_str(), self.id.server.as_str());
+        let owner_label = match owner {
+            Owner::None => None,
+            other => Some(other.as_str()),
+        };
+        self.ctx
+            .metrics
+            .set_out_of_rotation(proxy, server, owner_label);
+        let desired = self
+            .machine
+            .desired_admin()
+            .map_or("unknown", |a| a.as_str());
+        let actual = self.actual_admin.map_or("unknown", |a| a.as_str());
+        self.ctx
+            .metrics
+            .set_server_state(proxy, server, desired, actual);
+    }
+}
+
+fn changes_haproxy(action: &Action) -> bool {
+    matches!(action, Action::SetAdmin(_) | Action::SetWeight(_))
+}
+
+fn metrics_drain_result(result: DrainResult) -> crate::metrics::DrainResult {
+    match result {
+        DrainResult::Drained => crate::metrics::DrainResult::Drained,
+        DrainResult::TimedOut => crate::metrics::DrainResult::TimedOut,
+        DrainResult::Aborted => crate::metrics::DrainResult::Aborted,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
