@@ -305,3 +305,7 @@ fn expect_message(command: String, text: &str, success: &str) -> Result<Reply, C
         false => Err(rejected(command, text)),
     }
 }
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

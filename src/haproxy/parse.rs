@@ -302,3 +302,7 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ParseError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

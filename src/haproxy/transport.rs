@@ -220,3 +220,7 @@ pub async fn exchange(
     writer_task.abort();
     replies
 }
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;
