@@ -11,8 +11,10 @@
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod daemon;
 pub mod docker;
 pub mod drain;
 pub mod haproxy;

@@ -3,5 +3,9 @@
 mod metrics_assets;
 mod metrics_common;
 mod metrics_prometheus;
+mod control_api;
+mod docker_client;
+mod docker_events;
+mod docker_reconnect;
 mod support;
 mod haproxy_client;
