@@ -75,7 +75,9 @@ impl RestoreResult {
 /// Why the metrics endpoint could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("cannot listen for metrics on {addr}: {source} (is another process using the port? change --metrics-listen)")]
+    #[error(
+        "cannot listen for metrics on {addr}: {source} (port in use? change --metrics-listen)"
+    )]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
@@ -177,7 +179,7 @@ impl Metrics {
     /// Registers every metric family. Families without samples yet still show their HELP/TYPE.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("haproxy_drain");
-        let metrics = Self {
+        let mut metrics = Self {
             drains_started: Family::default(),
             drains_finished: Family::default(),
             drain_duration: histogram_family(long_histogram),
@@ -206,10 +208,8 @@ impl Metrics {
             registry: Registry::default(),
         };
         metrics.register_all(&mut registry);
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics.registry = registry;
+        metrics
     }
 
     fn register_all(&self, r: &mut Registry) {
@@ -230,8 +230,16 @@ impl Metrics {
             "Drains finished, by trigger and result (drained, timed_out, aborted)",
             self.drains_finished.clone(),
         );
-        r.register("drain_duration_seconds", "Time from taking a server out of rotation to its last session closing (or the deadline)", self.drain_duration.clone());
-        r.register("drain_sessions_left", "Sessions still open when the server's last drain ended; above 0 means the deadline cut them", self.drain_sessions_left.clone());
+        r.register(
+            "drain_duration_seconds",
+            "Time from out of rotation to the last session closing (or to the deadline)",
+            self.drain_duration.clone(),
+        );
+        r.register(
+            "drain_sessions_left",
+            "Sessions open when the server's last drain ended; above 0: the deadline cut them",
+            self.drain_sessions_left.clone(),
+        );
         r.register(
             "restores",
             "Restores finished, by result (restored, health_timeout, failed)",
@@ -252,14 +260,26 @@ impl Metrics {
             "Time from the Docker event to every HAProxy acknowledging the change, by action",
             self.reaction_latency.clone(),
         );
-        r.register("servers_out_of_rotation", "1 for each server currently out of rotation, labelled with who took it out (operator or haproxy-drain)", self.servers_out_of_rotation.clone());
+        r.register(
+            "servers_out_of_rotation",
+            "1 per server out of rotation now; owner: who took it out (operator, haproxy-drain)",
+            self.servers_out_of_rotation.clone(),
+        );
         r.register(
             "out_of_rotation_since_timestamp_seconds",
             "Unix time at which the server was taken out of rotation by its current owner",
             self.out_of_rotation_since.clone(),
         );
-        r.register("server_desired_state", "1 for the admin state (ready, drain, maint) haproxy-drain wants the server in, 0 for the others", self.desired_state.clone());
-        r.register("server_actual_state", "1 for the admin state (ready, drain, maint) HAProxy reports for the server, 0 for the others", self.actual_state.clone());
+        r.register(
+            "server_desired_state",
+            "1 for the admin state (ready, drain, maint) haproxy-drain wants, 0 for the others",
+            self.desired_state.clone(),
+        );
+        r.register(
+            "server_actual_state",
+            "1 for the admin state (ready, drain, maint) HAProxy reports, 0 for the others",
+            self.actual_state.clone(),
+        );
         r.register(
             "docker_events",
             "Docker container events received, by action",

@@ -297,7 +297,7 @@ fn owner_labels(proxy: &str, server: &str, owner: &str) -> OwnerServerLabels {
 }
 
 fn unix_now_seconds() -> f64 {
-    // A clock before 1970 is a broken host; 0 makes "out since" alerts fire, which is the safe side.
+    // A clock before 1970 is a broken host; 0 makes "out since" alerts fire: the safe side.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs_f64())

@@ -106,7 +106,10 @@ fn desired_and_actual_state_are_one_hot() {
     }
     metrics.forget_server("be", "s");
     let text = encoded(&metrics);
-    assert!(!text.contains(r#"server="s",state"#), "state series must go: {text}");
+    assert!(
+        !text.contains(r#"server="s",state"#),
+        "state series must go: {text}"
+    );
 }
 
 #[test]
