@@ -1,0 +1,173 @@
+//! `haproxy-drain run`: wires the Docker watcher, the controller, the control API and the
+//! metrics endpoint together, all under one shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, ConfigError};
+use crate::controller::hub::Hub;
+use crate::controller::{Context, ControllerHandle, Fleet};
+use crate::docker::recreate::Recreator;
+use crate::docker::{DockerClient, DockerError};
+use crate::haproxy::{AddrError, Client, HaproxyAddr};
+use crate::metrics::{Metrics, MetricsError, MetricsServer};
+use crate::ownership::{OwnershipError, OwnershipStore};
+use crate::roll::RollManager;
+use crate::shutdown::Shutdown;
+
+pub const DEFAULT_HAPROXY: &str = "unix:///var/run/haproxy/admin.sock";
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/haproxy-drain/state.json";
+pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9748";
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// HAProxy runtime API (level admin): unix:///path, tcp://host:port, or a master socket
+    /// with ?worker=1. Repeat (or comma-separate in the env var) for several HAProxies.
+    #[arg(long = "haproxy", env = "HAPROXY_DRAIN_HAPROXY", value_delimiter = ',', default_value = DEFAULT_HAPROXY)]
+    pub haproxy: Vec<String>,
+    /// Optional TOML configuration (rules, defaults, budgets).
+    #[arg(long, env = "HAPROXY_DRAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where haproxy-drain records which servers it took out (survives its own crash).
+    #[arg(long, env = "HAPROXY_DRAIN_STATE_FILE", default_value = DEFAULT_STATE_FILE)]
+    pub state_file: PathBuf,
+    /// Control API Unix socket (mode 0660).
+    #[arg(long, env = "HAPROXY_DRAIN_CONTROL_SOCKET", default_value = api::DEFAULT_CONTROL_SOCKET)]
+    pub control_socket: PathBuf,
+    /// Also serve the control API on TCP (needs --control-token-file).
+    #[arg(
+        long,
+        env = "HAPROXY_DRAIN_CONTROL_LISTEN",
+        requires = "control_token_file"
+    )]
+    pub control_listen: Option<SocketAddr>,
+    /// File holding the bearer token for the TCP control API.
+    #[arg(long, env = "HAPROXY_DRAIN_CONTROL_TOKEN_FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// Prometheus metrics, /healthz and /readyz.
+    #[arg(long, env = "HAPROXY_DRAIN_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: SocketAddr,
+    /// Log format.
+    #[arg(
+        long,
+        env = "HAPROXY_DRAIN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Listen(#[from] api::ListenError),
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAPROXY_DRAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs until `stop` fires (SIGTERM/SIGINT in `main`).
+pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let clients = args
+        .haproxy
+        .iter()
+        .map(|url| HaproxyAddr::parse(url).map(Client::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let metrics = Arc::new(Metrics::new());
+    for client in &clients {
+        metrics.set_haproxy_connected(&client.addr().to_string(), false);
+    }
+    let docker = DockerClient::connect()?;
+    let store = OwnershipStore::open(Some(args.state_file.clone()))?;
+    // Our own trigger, so that the end of the hub (for any reason) also stops every other task.
+    let (trigger, shutdown) = crate::shutdown::channel();
+
+    let metrics_server = MetricsServer::bind(args.metrics_listen).await?;
+    tracing::info!(metrics = %metrics_server.local_addr(), haproxy = ?args.haproxy, "haproxy-drain starting");
+    let metrics_task = tokio::spawn(metrics_server.run(metrics.clone(), shutdown.clone()));
+
+    let ctx = Arc::new(Context {
+        config,
+        fleet: Fleet::new(clients, metrics.clone()),
+        docker: docker.clone(),
+        store,
+        metrics: metrics.clone(),
+    });
+    let (control_tx, control_rx) = mpsc::channel(256);
+    let handle = ControllerHandle::new(control_tx);
+    let rolls = RollManager::new(
+        handle.clone(),
+        Arc::new(Recreator::new(docker.bollard().clone())),
+        shutdown.clone(),
+    );
+    let state = ApiState {
+        controller: handle,
+        rolls: Some(rolls),
+    };
+    let api_task = api::serve_unix(
+        &args.control_socket,
+        api::SOCKET_MODE,
+        state.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let tcp_task = match (&args.control_listen, &args.control_token_file) {
+        (Some(addr), Some(token)) => Some(
+            api::serve_tcp(*addr, token, state, shutdown.clone())
+                .await?
+                .1,
+        ),
+        _ => None,
+    };
+
+    let watch = docker.watch(shutdown.clone());
+    let hub_shutdown = shutdown.clone();
+    tokio::select! {
+        _ = Hub::new(ctx, hub_shutdown).run(watch, control_rx) => {}
+        _ = stop.recv() => tracing::info!("shutting down"),
+    }
+
+    trigger.fire();
+    let _ = api_task.await;
+    if let Some(task) = tcp_task {
+        let _ = task.await;
+    }
+    if let Ok(Err(error)) = metrics_task.await {
+        tracing::error!(%error, "metrics endpoint failed");
+    }
+    Ok(())
+}
