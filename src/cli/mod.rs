@@ -5,6 +5,7 @@
 //! budget, unknown target, roll failed, check found a problem), 2 haproxy-drain could not be
 //! asked at all (no daemon, permission denied, bad answer).
 
+pub mod check;
 pub mod control;
 pub mod drain;
 pub mod roll;

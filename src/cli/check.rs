@@ -1,0 +1,247 @@
+//! `haproxy-drain check`: everything `run` needs, verified before it is needed.
+//!
+//! Config valid → Docker answers → every HAProxy answers on an admin-level socket → every mapped
+//! container's backend (and server) exists. One line per finding; the exit code is the verdict.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::control::CliError;
+use crate::config::Config;
+use crate::docker::DockerClient;
+use crate::haproxy::types::{ServerId, WeightSpec};
+use crate::haproxy::{Client, CommandError, HaproxyAddr, HaproxyError};
+use crate::mapping;
+
+/// A backend no one has: `set weight` on it is refused for lack of privilege before HAProxy
+/// looks the backend up, so the answer tells the level and nothing changes.
+const PROBE_BACKEND: &str = "haproxy-drain-privilege-probe";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The TOML config file to validate (labels-only setups have none).
+    #[arg(long, env = "HAPROXY_DRAIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// HAProxy runtime API (admin level); repeat for every HAProxy in front of the containers.
+    #[arg(
+        long = "haproxy",
+        env = "HAPROXY_DRAIN_HAPROXY",
+        value_delimiter = ',',
+        default_value = "unix:///var/run/haproxy/admin.sock",
+        value_name = "URL"
+    )]
+    pub haproxy: Vec<String>,
+}
+
+/// Backends and servers one HAProxy has.
+struct Inventory {
+    url: String,
+    backends: HashSet<String>,
+    servers: HashSet<ServerId>,
+}
+
+pub async fn check(args: CheckArgs) -> Result<(), CliError> {
+    let mut problems = 0usize;
+    let mut report = |ok: bool, what: &str, line: String| {
+        if !ok {
+            problems += 1;
+        }
+        println!("{:<8} {:<7} {line}", what, if ok { "ok" } else { "FAIL" });
+    };
+
+    // The config. A broken one fails the check, but the rest still runs with the defaults,
+    // so one run shows every problem.
+    let config = match &args.config {
+        None => {
+            report(
+                true,
+                "config",
+                "no config file: labels only, default settings".into(),
+            );
+            Config::default()
+        }
+        Some(path) => match Config::load(path) {
+            Ok(config) => {
+                let line = format!("{}: {} rule(s)", path.display(), config.rules.len());
+                report(true, "config", line);
+                config
+            }
+            Err(error) => {
+                report(false, "config", error.to_string());
+                Config::default()
+            }
+        },
+    };
+
+    let mut inventories = Vec::new();
+    for url in &args.haproxy {
+        match inspect_haproxy(url).await {
+            Ok((inventory, line)) => {
+                report(true, "haproxy", line);
+                inventories.push(inventory);
+            }
+            Err(line) => report(false, "haproxy", line),
+        }
+    }
+
+    let docker = match DockerClient::connect() {
+        Ok(docker) => docker,
+        Err(error) => {
+            report(false, "docker", error.to_string());
+            return verdict(problems);
+        }
+    };
+    let containers = match docker.ping().await {
+        Ok(()) => docker.list_containers(true).await,
+        Err(error) => Err(error),
+    };
+    let containers = match containers {
+        Ok(containers) => {
+            report(
+                true,
+                "docker",
+                format!("{}: {} container(s)", docker.endpoint(), containers.len()),
+            );
+            containers
+        }
+        Err(error) => {
+            report(false, "docker", error.to_string());
+            return verdict(problems);
+        }
+    };
+
+    let mut mapped = 0usize;
+    for container in &containers {
+        match mapping::resolve(&container.name, &container.labels, &config) {
+            Ok(None) => {}
+            Ok(Some(found)) => {
+                mapped += 1;
+                let (ok, line) = placement(&container.name, &found.server, &inventories);
+                report(ok, "mapping", line);
+            }
+            Err(error) => {
+                // Unlabelled containers that a rule half-matches are someone else's problem;
+                // ours carry our labels.
+                let ours = mapping::has_our_labels(&container.labels);
+                report(!ours, "mapping", error.to_string());
+            }
+        }
+    }
+    if mapped == 0 {
+        report(
+            true,
+            "mapping",
+            "no container is mapped (no haproxy-drain labels, no rule matches)".into(),
+        );
+    }
+    verdict(problems)
+}
+
+fn verdict(problems: usize) -> Result<(), CliError> {
+    if problems == 0 {
+        println!("check passed");
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "check found {problems} problem(s)"
+        )))
+    }
+}
+
+/// Connects, reads version and servers, and probes the privilege level.
+async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
+    let addr = HaproxyAddr::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let client = Client::new(addr);
+    let info = client.show_info().await.map_err(|e| e.to_string())?;
+    let states = client
+        .show_servers_state(None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let backends: HashSet<String> = client
+        .show_backends()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let probe = ServerId::new(PROBE_BACKEND, "none");
+    match client.set_weight(&probe, WeightSpec::Absolute(1)).await {
+        Ok(()) | Err(HaproxyError::Command(CommandError::NoSuchBackend { .. })) => {}
+        Err(HaproxyError::Command(CommandError::PermissionDenied { .. })) => {
+            return Err(format!(
+                "{url}: the socket is not `level admin`: haproxy-drain cannot change weights or states there (add `level admin` to its `stats socket` line)"
+            ));
+        }
+        Err(other) => return Err(format!("{url}: privilege probe failed: {other}")),
+    }
+    let servers: HashSet<ServerId> = states.into_iter().map(|s| s.id).collect();
+    let line = format!(
+        "{url}: HAProxy {} (pid {}), level admin, {} backend(s), {} server(s)",
+        info.version,
+        info.pid,
+        backends.len(),
+        servers.len()
+    );
+    let inventory = Inventory {
+        url: url.to_string(),
+        backends,
+        servers,
+    };
+    Ok((inventory, line))
+}
+
+/// Whether `server` exists on every HAProxy; a missing server in an existing backend is fine
+/// (the controller adds it dynamically), a missing backend is not.
+fn placement(container: &str, server: &ServerId, inventories: &[Inventory]) -> (bool, String) {
+    let mut notes: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut ok = true;
+    for inventory in inventories {
+        let note = if inventory.servers.contains(server) {
+            "present"
+        } else if inventory.backends.contains(&server.backend) {
+            "absent (will be added with `add server`)"
+        } else {
+            ok = false;
+            "NO SUCH BACKEND"
+        };
+        notes.entry(note).or_default().push(&inventory.url);
+    }
+    let mut parts: Vec<String> = notes
+        .into_iter()
+        .map(|(note, urls)| format!("{note} on {}", urls.join(", ")))
+        .collect();
+    parts.sort();
+    if inventories.is_empty() {
+        parts.push("no HAProxy to check against".into());
+    }
+    (ok, format!("{container} → {server}: {}", parts.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(url: &str, servers: &[(&str, &str)]) -> Inventory {
+        Inventory {
+            url: url.into(),
+            backends: servers.iter().map(|(b, _)| b.to_string()).collect(),
+            servers: servers.iter().map(|(b, s)| ServerId::new(*b, *s)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_missing_backend_fails_a_missing_server_does_not() {
+        let both = [
+            inventory("a", &[("be", "web1")]),
+            inventory("b", &[("be", "web2")]),
+        ];
+        let (ok, line) = placement("web1", &ServerId::new("be", "web1"), &both);
+        assert!(ok);
+        assert_eq!(
+            line,
+            "web1 → be/web1: absent (will be added with `add server`) on b; present on a"
+        );
+        let (ok, line) = placement("x", &ServerId::new("nope", "x"), &both);
+        assert!(!ok);
+        assert!(line.ends_with("NO SUCH BACKEND on a, b"), "{line}");
+    }
+}
