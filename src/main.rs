@@ -29,6 +29,8 @@ enum Command {
     Ready(cli::drain::ReadyArgs),
     /// Replace containers one after another with no request lost.
     Roll(cli::roll::RollArgs),
+    /// Validate the config and check Docker, HAProxy (admin level) and every mapped container.
+    Check(cli::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Drain(args) => cli::drain::drain(args).await,
         Command::Ready(args) => cli::drain::ready(args).await,
         Command::Roll(args) => cli::roll::roll(args).await,
+        Command::Check(args) => cli::check::check(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
