@@ -249,7 +249,10 @@ impl ServerTask {
             Some(o) => o,
             None => match self.add_dynamic(running).await {
                 Some(o) => o,
-                None => return,
+                None => {
+                    self.observed = None;
+                    return;
+                }
             },
         };
         self.observed = Some(observed);
@@ -331,6 +334,11 @@ impl ServerTask {
     }
 
     async fn feed(&mut self, first: Input, mut event_nanos: Option<i64>) {
+        if self.observed.is_none() && !matches!(first, Input::Sync { .. }) {
+            // Not (yet) a server HAProxy knows: acting would only produce errors.
+            tracing::debug!(server = %self.id, input = ?first, "ignored: server not known to HAProxy");
+            return;
+        }
         let mut queue = VecDeque::from([first]);
         let started = Instant::now();
         while let Some(input) = queue.pop_front() {
