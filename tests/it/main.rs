@@ -2,6 +2,7 @@
 
 mod metrics_assets;
 mod metrics_common;
+mod metrics_daemon;
 mod metrics_prometheus;
 mod control_api;
 mod docker_client;

@@ -1,0 +1,220 @@
+//! End to end: `haproxy-drain run` drives a real HAProxy while a real container stops and starts,
+//! a real Prometheus scrapes it, and the test reads the drain and restore back through
+//! Prometheus' HTTP API.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::metrics_common::http_get;
+use crate::metrics_prometheus::PrometheusProcess;
+use crate::support::docker::{ContainerSpec, TestContainer, TestNetwork, APP_PORT, IMAGE_NOHC};
+use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
+
+/// `haproxy-drain run` as a child process; killed on drop.
+struct Daemon {
+    child: Child,
+    metrics: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(haproxy: &HaproxyFixture) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hdt-daemon-")
+            .tempdir()
+            .expect("temp dir");
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_loopback_port())
+            .parse()
+            .expect("address");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .arg("run")
+            .arg(format!(
+                "--haproxy=unix://{}",
+                haproxy.admin_socket().display()
+            ))
+            .arg(format!(
+                "--state-file={}",
+                dir.path().join("state.json").display()
+            ))
+            .arg(format!(
+                "--control-socket={}",
+                dir.path().join("control.sock").display()
+            ))
+            .arg(format!("--metrics-listen={metrics}"))
+            .env("HAPROXY_DRAIN_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("haproxy-drain binary runs");
+        Self {
+            child,
+            metrics,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = http_get(self.metrics, "/readyz").await {
+                if reply.status == 200 {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("haproxy-drain exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy-drain not ready after 30 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("blocking docker call did not panic")
+}
+
+fn app_container(network: &TestNetwork) -> TestContainer {
+    ContainerSpec::new("metrics")
+        .image(IMAGE_NOHC)
+        .network(network)
+        .label("haproxy-drain.backend", "be_metrics")
+        .label("haproxy-drain.server", "app1")
+        .label("haproxy-drain.port", &APP_PORT.to_string())
+        .run()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_sees_a_real_drain_and_restore() {
+    let network = blocking(TestNetwork::create).await;
+    let net_name = network.name.clone();
+    let (_network, container) = blocking(move || {
+        let container = app_container(&network);
+        (network, container)
+    })
+    .await;
+    let ip = container
+        .ip()
+        .unwrap_or_else(|| panic!("{net_name}: container has no IP"));
+    let haproxy = HaproxyFixture::start(&format!(
+        "backend be_metrics\n    server app1 {ip}:{APP_PORT} check inter 500ms\n"
+    ))
+    .await;
+    let mut daemon = Daemon::start(&haproxy);
+    daemon.wait_ready().await;
+    let prometheus = PrometheusProcess::start(daemon.metrics).await;
+
+    let series = |name: &str, extra: &str| {
+        format!(r#"sum({name}{{proxy="be_metrics",server="app1"{extra}}})"#)
+    };
+    let drained = series(
+        "haproxy_drain_drains_finished_total",
+        r#",result="drained""#,
+    );
+    let started = series(
+        "haproxy_drain_drains_started_total",
+        r#",trigger="docker_event""#,
+    );
+    let restored = series("haproxy_drain_restores_total", r#",result="restored""#);
+    // Baseline: the server is known (its counters exist at 0) before anything happens.
+    let mut baseline = Vec::new();
+    for query in [&drained, &started, &restored] {
+        let value = prometheus
+            .wait_for_value(query, Duration::from_secs(20), |_| true)
+            .await;
+        baseline.push(value);
+    }
+    let in_rotation = series("haproxy_drain_server_actual_state", r#",state="ready""#);
+    prometheus
+        .wait_for_value(&in_rotation, Duration::from_secs(20), |v| v == 1.0)
+        .await;
+
+    let stopped = Instant::now();
+    let container = blocking(move || {
+        container.stop(10);
+        container
+    })
+    .await;
+    let wait = Duration::from_secs(30);
+    let drain_count = prometheus
+        .wait_for_value(&drained, wait, |v| v >= baseline[0] + 1.0)
+        .await;
+    assert_eq!(drain_count, baseline[0] + 1.0, "exactly one drain");
+    let started_count = prometheus.value(&started).await;
+    assert_eq!(started_count, Some(baseline[1] + 1.0), "one drain started");
+    let duration_count = series(
+        "haproxy_drain_drain_duration_seconds_count",
+        r#",result="drained""#,
+    );
+    assert_eq!(prometheus.value(&duration_count).await, Some(1.0));
+    let drain_seconds = prometheus
+        .value(&series("haproxy_drain_drain_duration_seconds_sum", ""))
+        .await
+        .expect("duration sum");
+    assert!(
+        drain_seconds < stopped.elapsed().as_secs_f64(),
+        "drain took {drain_seconds}s, longer than the test has run since the stop"
+    );
+    let out_by_us = series(
+        "haproxy_drain_servers_out_of_rotation",
+        r#",owner="haproxy-drain""#,
+    );
+    prometheus
+        .wait_for_value(&out_by_us, wait, |v| v == 1.0)
+        .await;
+
+    let _container = blocking(move || {
+        container.start();
+        container
+    })
+    .await;
+    prometheus
+        .wait_for_value(&restored, wait, |v| v >= baseline[2] + 1.0)
+        .await;
+    for histogram in [
+        "haproxy_drain_restore_start_to_rotation_seconds_count",
+        "haproxy_drain_out_of_rotation_duration_seconds_count",
+    ] {
+        let count = prometheus.value(&series(histogram, "")).await;
+        assert_eq!(count, Some(1.0), "{histogram}");
+    }
+    let reactions = prometheus
+        .value(&series("haproxy_drain_reaction_latency_seconds_count", ""))
+        .await
+        .unwrap_or(0.0);
+    assert!(reactions >= 1.0, "no reaction latency observed");
+    let stops = prometheus
+        .value(r#"sum(haproxy_drain_docker_events_total{action=~"stop|kill|die"})"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(stops >= 1.0, "the stop events were not counted");
+    let commands_ok = prometheus
+        .value(r#"sum(haproxy_drain_haproxy_commands_total{result="ok"})"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(commands_ok >= 2.0, "HAProxy commands not counted");
+    let still_out = r#"count(haproxy_drain_servers_out_of_rotation{proxy="be_metrics",server="app1"}) or vector(0)"#;
+    prometheus
+        .wait_for_value(still_out, wait, |v| v == 0.0)
+        .await;
+}
