@@ -45,8 +45,9 @@ impl std::fmt::Debug for DockerClient {
 }
 
 impl DockerClient {
-    /// `DOCKER_HOST` when set, else `unix:///var/run/docker.sock`. Does not connect yet: call
-    /// [`ping`](Self::ping) to find out whether the engine answers.
+    /// `DOCKER_HOST` when set, else `unix:///var/run/docker.sock`. Fails at once when the socket
+    /// file does not exist; otherwise does not connect yet: [`ping`](Self::ping) tells whether
+    /// the engine answers.
     pub fn connect() -> Result<Self, DockerError> {
         let host = std::env::var("DOCKER_HOST")
             .ok()
@@ -58,9 +59,14 @@ impl DockerClient {
     /// `unix:///path`, a bare `/path`, or `tcp://host:port` / `http://host:port` (no TLS).
     pub fn connect_to(url: &str) -> Result<Self, DockerError> {
         let url = url.trim();
-        let setup = |source| DockerError::Setup {
-            endpoint: url.to_string(),
-            source,
+        let setup = |source| match source {
+            bollard::errors::Error::SocketNotFoundError(path) => {
+                DockerError::SocketMissing { path }
+            }
+            source => DockerError::Setup {
+                endpoint: url.to_string(),
+                source,
+            },
         };
         let docker = if url.starts_with("unix://") {
             Docker::connect_with_unix(url, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)

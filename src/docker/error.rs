@@ -14,6 +14,12 @@ pub enum DockerError {
     )]
     UnsupportedEndpoint { url: String },
 
+    #[error(
+        "the Docker socket {path} does not exist: is dockerd running, and is the socket mounted \
+         into this container (-v /var/run/docker.sock:/var/run/docker.sock)?"
+    )]
+    SocketMissing { path: String },
+
     #[error("cannot set up a Docker client for {endpoint}: {source}")]
     Setup {
         endpoint: String,

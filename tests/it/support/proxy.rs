@@ -141,3 +141,13 @@ async fn forward(mut client: UnixStream, upstream: &Path) {
     };
     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
 }
+
+/// A socket file nobody listens on (connects are refused), and its `unix://` URL. Keep the
+/// directory alive as long as the socket is needed.
+pub fn refusing_socket() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir for a dead socket");
+    let path = dir.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind a socket to leave behind"));
+    let url = format!("unix://{}", path.display());
+    (dir, url)
+}
