@@ -330,7 +330,8 @@ fn run_as_nobody(binary: &Path, args: &[&str]) -> (std::process::ExitStatus, Str
     )
 }
 
-#[tokio::test]
+/// Multi-threaded: the blocking child processes must not stall the server (were they let in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_without_permission_on_the_socket_is_refused() {
     let served = serve(fake_controller()).await;
     let socket = served.socket.to_str().unwrap().to_string();
@@ -341,6 +342,16 @@ async fn a_client_without_permission_on_the_socket_is_refused() {
     );
     assert!(!status.success());
     assert!(stderr.contains("Permission denied"), "{stderr}");
+    // Our CLI as nobody: refused, and says why.
+    let (status, stderr) = run_as_nobody(
+        Path::new(env!("CARGO_BIN_EXE_haproxy-drain")),
+        &["drain", "web1", "--control-socket", &socket],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("permission denied on the control socket"),
+        "{stderr}"
+    );
     // Root (this test) still gets in: the refusal is the file mode, not a dead socket.
     assert_eq!(
         ControlClient::unix(&served.socket)

@@ -5,6 +5,8 @@ mod metrics_common;
 mod metrics_daemon;
 mod metrics_prometheus;
 mod control_api;
+mod control_e2e;
+mod roll_world;
 mod docker_client;
 mod docker_events;
 mod docker_reconnect;

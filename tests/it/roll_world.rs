@@ -1,0 +1,357 @@
+//! The world the control/roll end-to-end tests run in: labelled testapp containers on a user
+//! network, a real HAProxy in front of them, `haproxy-drain run` as a child process with its
+//! control socket, and a load generator counting every failed request.
+//!
+//! HAProxy settings (stated because the failure counts depend on them): `balance roundrobin`,
+//! `option httpchk GET /health`, `inter 500ms fall 2 rise 1`, weight 10 on every server, and
+//! no `retry-on` / `option redispatch`: a request sent to a dying server fails visibly.
+
+#![allow(dead_code)] // each test uses a different part of the world
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haproxy_drain::api::ControlClient;
+use haproxy_drain::haproxy::types::ServerId;
+use haproxy_drain::haproxy::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use crate::support::docker::{docker, ContainerSpec, TestContainer, TestNetwork, APP_PORT};
+use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
+use crate::support::wait::wait_until;
+
+pub const BACKEND: &str = "be_roll";
+/// Not 1, so "back at its original weight" means something.
+pub const WEIGHT: u32 = 10;
+
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("blocking work did not panic")
+}
+
+/// `haproxy-drain run` as a child process; killed on drop.
+pub struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    pub fn start(haproxy: &HaproxyFixture) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hdt-roll-daemon-")
+            .tempdir()
+            .expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .arg("run")
+            .arg(format!(
+                "--haproxy=unix://{}",
+                haproxy.admin_socket().display()
+            ))
+            .arg(format!(
+                "--state-file={}",
+                dir.path().join("state.json").display()
+            ))
+            .arg(format!(
+                "--control-socket={}",
+                dir.path().join("control.sock").display()
+            ))
+            .arg(format!(
+                "--metrics-listen=127.0.0.1:{}",
+                free_loopback_port()
+            ))
+            .env("HAPROXY_DRAIN_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("haproxy-drain binary runs");
+        Self { child, dir }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    pub fn client(&self) -> ControlClient {
+        ControlClient::unix(self.socket())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this daemon's socket (blocking: call it through [`blocking`]).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .args(args)
+            .env("HAPROXY_DRAIN_CONTROL_SOCKET", self.socket())
+            .output()
+            .expect("haproxy-drain CLI runs")
+    }
+}
+
+pub struct World {
+    // Declaration order is drop order: the daemon stops before its containers go away.
+    pub daemon: Daemon,
+    pub haproxy: HaproxyFixture,
+    pub containers: Vec<TestContainer>,
+    pub network: TestNetwork,
+    pub frontend: SocketAddr,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // A roll recreates containers under the same name with a new id: remove by name too.
+        for container in &self.containers {
+            let _ = docker(&["rm", "-f", "-v", container.name()]);
+        }
+    }
+}
+
+impl World {
+    /// `count` healthchecked testapp containers (server names app1…), each with `env`.
+    pub async fn start(count: usize, image: &str, env: &[(&str, &str)]) -> Self {
+        let image = image.to_string();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (network, containers) = blocking(move || {
+            let network = TestNetwork::create();
+            let containers: Vec<TestContainer> = (1..=count)
+                .map(|n| {
+                    let mut spec = ContainerSpec::new(&format!("app{n}"))
+                        .image(&image)
+                        .network(&network)
+                        .label("haproxy-drain.backend", BACKEND)
+                        .label("haproxy-drain.server", &format!("app{n}"))
+                        .label("haproxy-drain.port", &APP_PORT.to_string());
+                    for (key, value) in &env {
+                        spec = spec.env(key, value);
+                    }
+                    spec.run()
+                })
+                .collect();
+            for container in &containers {
+                container.wait_healthy(Duration::from_secs(30));
+            }
+            (network, containers)
+        })
+        .await;
+        let port = free_loopback_port();
+        let mut sections = format!(
+            "frontend fe_roll\n    bind 127.0.0.1:{port}\n    default_backend {BACKEND}\n\
+             backend {BACKEND}\n    balance roundrobin\n    option httpchk GET /health\n\
+             \x20   default-server inter 500ms fall 2 rise 1 weight {WEIGHT}\n"
+        );
+        for (n, container) in containers.iter().enumerate() {
+            let ip = container.ip().expect("a running container has an address");
+            sections.push_str(&format!("    server app{} {ip}:{APP_PORT} check\n", n + 1));
+        }
+        let haproxy = HaproxyFixture::start(&sections).await;
+        let daemon = Daemon::start(&haproxy);
+        let world = Self {
+            daemon,
+            haproxy,
+            containers,
+            network,
+            frontend: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        world.wait_all_in_rotation(Duration::from_secs(30)).await;
+        world
+    }
+
+    pub fn name(&self, index: usize) -> String {
+        self.containers[index].name().to_string()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        (0..self.containers.len()).map(|i| self.name(i)).collect()
+    }
+
+    pub fn server(&self, index: usize) -> ServerId {
+        ServerId::new(BACKEND, format!("app{}", index + 1))
+    }
+
+    pub fn haproxy_client(&self) -> Client {
+        self.haproxy.admin_client()
+    }
+
+    /// Until the daemon reports every server mapped to its container and in rotation.
+    pub async fn wait_all_in_rotation(&self, timeout: Duration) {
+        let client = self.daemon.client();
+        let names = self.names();
+        let what = format!(
+            "every server in rotation; daemon log:\n{}",
+            self.daemon.log()
+        );
+        wait_until(timeout, &what, || {
+            let client = client.clone();
+            let names = names.clone();
+            async move {
+                let Ok(servers) = client.servers().await else {
+                    return false;
+                };
+                names.iter().all(|name| {
+                    servers.iter().any(|s| {
+                        s.container.as_deref() == Some(name.as_str()) && s.phase == "in_rotation"
+                    })
+                })
+            }
+        })
+        .await;
+    }
+
+    /// Current sessions (`scur`) of one server, from HAProxy itself.
+    pub async fn sessions(&self, index: usize) -> u64 {
+        let server = self.server(index);
+        let rows = self.haproxy_client().show_stat().await.expect("show stat");
+        rows.iter()
+            .find(|r| r.proxy == server.backend && r.name == server.server)
+            .map(|r| r.sessions)
+            .unwrap_or_else(|| panic!("{server} not in show stat"))
+    }
+
+    /// HAProxy's `show stat` status text and current weight for one server.
+    pub async fn status_and_weight(&self, index: usize) -> (String, u32) {
+        let server = self.server(index);
+        let rows = self.haproxy_client().show_stat().await.expect("show stat");
+        let row = rows
+            .iter()
+            .find(|r| r.proxy == server.backend && r.name == server.server)
+            .unwrap_or_else(|| panic!("{server} not in show stat"));
+        let weight = self
+            .haproxy_client()
+            .get_weight(&server)
+            .await
+            .expect("get weight")
+            .current;
+        (row.status_text.clone(), weight)
+    }
+
+    /// `docker inspect -f FORMAT name` for container `index` (by name: rolls change the id).
+    pub fn inspect(&self, index: usize, format: &str) -> String {
+        docker(&["inspect", "-f", format, &self.name(index)]).unwrap_or_else(|e| e)
+    }
+}
+
+/// What the load generator saw.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub ok: u64,
+    pub failed: u64,
+    /// The first few failures, verbatim.
+    pub errors: Vec<String>,
+    /// `version=` of each answer → count.
+    pub versions: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.errors.extend(other.errors);
+        self.errors.truncate(10);
+        for (version, count) in other.versions {
+            *self.versions.entry(version).or_default() += count;
+        }
+    }
+}
+
+/// `workers` loops of `GET path` (a new connection each) until stopped.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<Tally>>,
+}
+
+impl Load {
+    pub fn start(frontend: SocketAddr, workers: usize, path: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..workers)
+            .map(|_| {
+                let stop = stop.clone();
+                let path = path.to_string();
+                tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(frontend, &path).await {
+                            Ok(body) => {
+                                tally.ok += 1;
+                                let version = field(&body, "version").unwrap_or("?").to_string();
+                                *tally.versions.entry(version).or_default() += 1;
+                            }
+                            Err(error) => {
+                                tally.failed += 1;
+                                if tally.errors.len() < 10 {
+                                    tally.errors.push(error);
+                                }
+                            }
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = Tally::default();
+        for task in self.tasks {
+            total.merge(task.await.expect("load worker did not panic"));
+        }
+        total
+    }
+}
+
+fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.split_whitespace()
+        .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// One `GET` with `Connection: close`; the body on a 200, else what went wrong.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let started = Instant::now();
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: roll\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut reply = Vec::new();
+        stream
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        let status = reply.lines().next().unwrap_or("").to_string();
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(format!("{status:?} after {:?}", started.elapsed()));
+        }
+        Ok(reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(15), exchange).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer within 15 s".to_string()),
+    }
+}
