@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::metrics_common::http_get;
+use crate::metrics_common::{http_get, promtool_check_metrics};
 use crate::metrics_prometheus::PrometheusProcess;
 use crate::support::docker::{ContainerSpec, TestContainer, TestNetwork, APP_PORT, IMAGE_NOHC};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
@@ -213,6 +213,24 @@ async fn prometheus_sees_a_real_drain_and_restore() {
         .await
         .unwrap_or(0.0);
     assert!(commands_ok >= 2.0, "HAProxy commands not counted");
+    // The daemon's own exposition, with real label values, is valid for promtool too.
+    let scrape = http_get(daemon.metrics, "/metrics").await.expect("scrape");
+    let (ok, printed) = promtool_check_metrics(&scrape.body);
+    assert!(ok && printed.is_empty(), "promtool: {printed}");
+    let reaction_p99 = prometheus
+        .value(r#"histogram_quantile(0.99, sum by (le) (haproxy_drain_reaction_latency_seconds_bucket))"#)
+        .await;
+    let reaction_mean = prometheus
+        .value(&format!(
+            "{} / {}",
+            series("haproxy_drain_reaction_latency_seconds_sum", ""),
+            series("haproxy_drain_reaction_latency_seconds_count", "")
+        ))
+        .await;
+    eprintln!(
+        "measured: drain {drain_seconds:.3}s, reaction mean {reaction_mean:?}s over {reactions} \
+         observation(s), p99 estimate {reaction_p99:?}s"
+    );
     let still_out = r#"count(haproxy_drain_servers_out_of_rotation{proxy="be_metrics",server="app1"}) or vector(0)"#;
     prometheus
         .wait_for_value(still_out, wait, |v| v == 0.0)
