@@ -31,6 +31,8 @@ enum Command {
     Roll(cli::roll::RollArgs),
     /// Validate the config and check Docker, HAProxy (admin level) and every mapped container.
     Check(cli::check::CheckArgs),
+    /// Show every backend server as HAProxy sees it, read straight from its runtime API.
+    Status(cli::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Ready(args) => cli::drain::ready(args).await,
         Command::Roll(args) => cli::roll::roll(args).await,
         Command::Check(args) => cli::check::check(args).await,
+        Command::Status(args) => cli::status::status(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

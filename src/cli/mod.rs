@@ -9,5 +9,6 @@ pub mod check;
 pub mod control;
 pub mod drain;
 pub mod roll;
+pub mod status;
 
 pub use control::{CliError, ControlArgs};

@@ -63,28 +63,34 @@ impl PromptSplitter {
             return Ok(());
         }
         let prompt = self.prompt.unwrap_or(WORKER_PROMPT);
+        // Replies are cut at a moving cursor and the buffer compacted once per chunk, so a
+        // chunk holding hundreds of small replies costs one copy, not one per reply.
+        let mut reply_start = 0;
         loop {
-            let start = self.scanned.saturating_sub(prompt.len() + 1);
-            let end = if self.buf.starts_with(prompt) {
+            let pending = &self.buf[reply_start..];
+            let from = self.scanned.saturating_sub(prompt.len() + 1);
+            let end = if pending.starts_with(prompt) {
                 Some(0)
             } else {
-                find_line_start(&self.buf[start..], prompt).map(|i| start + i)
+                find_line_start(&pending[from..], prompt).map(|i| from + i)
             };
             let Some(end) = end else {
-                self.scanned = self.buf.len();
-                if self.buf.len() > self.max_reply {
-                    return Err(SplitError::TooLarge);
-                }
-                return Ok(());
+                self.scanned = pending.len();
+                break;
             };
-            let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            let text = String::from_utf8_lossy(&pending[..end]).into_owned();
             self.replies.push(RawReply {
                 text,
                 terminated: true,
             });
-            self.buf.drain(..end + prompt.len());
+            reply_start += end + prompt.len();
             self.scanned = 0;
         }
+        self.buf.drain(..reply_start);
+        if self.buf.len() > self.max_reply {
+            return Err(SplitError::TooLarge);
+        }
+        Ok(())
     }
 
     /// The connection ended: whatever is left (possibly nothing) is the last, unterminated reply.

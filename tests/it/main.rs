@@ -12,3 +12,5 @@ mod docker_events;
 mod docker_reconnect;
 mod support;
 mod haproxy_client;
+mod haproxy_fake_socket;
+mod haproxy_status_cli;
