@@ -13,8 +13,8 @@ use futures_util::stream::{self, StreamExt};
 
 use super::convert::{container_from_inspect, container_from_summary};
 use super::error::DockerError;
-use super::events::WatchCounters;
 use super::types::ContainerInfo;
+use super::watch_log::WatchCounters;
 
 /// Where Docker listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";

@@ -4,7 +4,7 @@
 //! (filtered server-side to the container actions below), announces [`WatchItem::Connected`],
 //! then forwards converted events. When the stream ends or fails it announces
 //! [`WatchItem::Disconnected`], waits (exponential backoff, reset after every successful
-//! connection, interruptible by shutdown) and subscribes again with `since` = the `timeNano` of
+//! connection — see [`STABLE_AFTER`] — interruptible by shutdown) and subscribes again with `since` = the `timeNano` of
 //! the last event delivered. The daemon replays from a 256-event ring shared by everything on the
 //! host, so replay is best-effort: the consumer relists on every `Connected`.
 //!
@@ -13,17 +13,22 @@
 //! "subscribed" and "the consumer relisted".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bollard::models::EventMessage;
 use bollard::query_parameters::EventsOptions;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::client::DockerClient;
 use super::convert::{container_event, since_param};
 use super::types::{ContainerEvent, WatchItem};
+use super::watch_log::{
+    EngineUnreachable, EventIgnored, EventReceived, ReplayedDuplicate, StreamBroken,
+    StreamConnected, WatchCounters, WatchStats,
+};
 use crate::shutdown::Shutdown;
 
 /// Enough for a burst (a `docker compose down` of a big stack) without unbounded memory; when
@@ -45,34 +50,6 @@ pub const WATCHED_ACTIONS: &[&str] = &[
     "create",
 ];
 
-/// Counters behind [`WatchStats`], shared by every watcher of one client.
-#[derive(Debug, Default)]
-pub struct WatchCounters {
-    connects: AtomicU64,
-    connect_failures: AtomicU64,
-    disconnects: AtomicU64,
-    events: AtomicU64,
-    ignored_events: AtomicU64,
-    replayed_duplicates: AtomicU64,
-}
-
-/// A snapshot of the watcher's counters, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WatchStats {
-    /// Successful (re)subscriptions.
-    pub connects: u64,
-    /// Attempts where the engine did not answer the ping.
-    pub connect_failures: u64,
-    /// Live streams that ended or failed.
-    pub disconnects: u64,
-    /// Container events delivered to the consumer.
-    pub events: u64,
-    /// Events that could not be converted (no ID, no action, not a container).
-    pub ignored_events: u64,
-    /// Replayed events already delivered before the reconnect, dropped.
-    pub replayed_duplicates: u64,
-}
-
 impl DockerClient {
     /// Starts the event watcher; it runs until `shutdown` fires or the receiver is dropped.
     pub fn watch(&self, shutdown: Shutdown) -> mpsc::Receiver<WatchItem> {
@@ -83,15 +60,7 @@ impl DockerClient {
 
     /// Counters of every watcher started from this client (or its clones).
     pub fn watch_stats(&self) -> WatchStats {
-        let c = &self.counters;
-        WatchStats {
-            connects: c.connects.load(Ordering::Relaxed),
-            connect_failures: c.connect_failures.load(Ordering::Relaxed),
-            disconnects: c.disconnects.load(Ordering::Relaxed),
-            events: c.events.load(Ordering::Relaxed),
-            ignored_events: c.ignored_events.load(Ordering::Relaxed),
-            replayed_duplicates: c.replayed_duplicates.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 }
 
@@ -163,6 +132,26 @@ async fn deliver(tx: &mpsc::Sender<WatchItem>, item: WatchItem, shutdown: &mut S
     }
 }
 
+/// A stream that delivered an event or stayed up this long counts as a success: the backoff
+/// starts over. One that breaks sooner (the engine answers pings but drops `/events`) keeps
+/// growing the delay, so a flapping engine is not hammered with relists.
+pub const STABLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a broken stream had been a successful connection (see [`STABLE_AFTER`]).
+pub fn was_stable(lived: Duration, events_delivered: u64) -> bool {
+    events_delivered > 0 || lived >= STABLE_AFTER
+}
+
+/// How one subscription ended.
+enum StreamEnd {
+    Broken {
+        error: String,
+        events_delivered: u64,
+    },
+    /// Shutdown fired or the consumer went away.
+    Stop,
+}
+
 async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shutdown: Shutdown) {
     let endpoint = client.endpoint().to_string();
     let counters = client.counters.clone();
@@ -178,16 +167,17 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
             _ = shutdown.recv() => return,
         };
         if let Err(err) = ping {
-            counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+            let error = err.to_string();
             let retry_in = backoff.next_delay();
-            tracing::warn!(endpoint = %endpoint, error = %err, retry_in_ms = retry_in.as_millis() as u64,
-                "docker event stream: engine not reachable, retrying");
+            EngineUnreachable {
+                endpoint: &endpoint,
+                error: &error,
+                retry_in,
+            }
+            .emit(&counters);
             if !announced_down {
                 announced_down = true;
-                let item = WatchItem::Disconnected {
-                    error: err.to_string(),
-                };
-                if !deliver(&tx, item, &mut shutdown).await {
+                if !deliver(&tx, WatchItem::Disconnected { error }, &mut shutdown).await {
                     return;
                 }
             }
@@ -198,55 +188,101 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
         }
 
         let replayed_since = cursor.last_time_nano;
-        let mut stream = client.bollard().events(Some(events_options(
-            replayed_since.unwrap_or_else(now_nanos),
-        )));
+        let since = replayed_since.unwrap_or_else(now_nanos);
+        let stream = client.bollard().events(Some(events_options(since)));
         cursor.replaying = replayed_since.is_some();
-        backoff.reset();
-        counters.connects.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(endpoint = %endpoint, replayed_since, "docker event stream connected");
+        StreamConnected {
+            endpoint: &endpoint,
+            replayed_since,
+        }
+        .emit(&counters);
         if !deliver(&tx, WatchItem::Connected { replayed_since }, &mut shutdown).await {
             return;
         }
 
-        let error = loop {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                _ = shutdown.recv() => return,
+        let connected_at = Instant::now();
+        let (error, events_delivered) =
+            match pump(stream, &mut cursor, &counters, &tx, &mut shutdown).await {
+                StreamEnd::Broken {
+                    error,
+                    events_delivered,
+                } => (error, events_delivered),
+                StreamEnd::Stop => return,
             };
-            let message = match next {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => break err.to_string(),
-                None => break "the engine closed the event stream".to_string(),
-            };
-            let raw_action = message.action.clone().unwrap_or_default();
-            let Some(event) = container_event(message) else {
-                counters.ignored_events.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(action = %raw_action, "docker event ignored: not a usable container event");
-                continue;
-            };
-            if cursor.is_duplicate(&event, &raw_action) {
-                counters.replayed_duplicates.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            cursor.advance(&event, raw_action);
-            counters.events.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(container = %event.name, id = %event.id, action = ?event.action, "docker event");
-            if !deliver(&tx, WatchItem::Event(event), &mut shutdown).await {
-                return;
-            }
-        };
-
-        counters.disconnects.fetch_add(1, Ordering::Relaxed);
-        announced_down = true;
+        let lived = connected_at.elapsed();
+        if was_stable(lived, events_delivered) {
+            backoff.reset();
+        }
         let retry_in = backoff.next_delay();
-        tracing::warn!(endpoint = %endpoint, error = %error, retry_in_ms = retry_in.as_millis() as u64,
-            "docker event stream broken, reconnecting (containers will be relisted)");
+        StreamBroken {
+            endpoint: &endpoint,
+            error: &error,
+            lived,
+            retry_in,
+        }
+        .emit(&counters);
+        announced_down = true;
         if !deliver(&tx, WatchItem::Disconnected { error }, &mut shutdown).await {
             return;
         }
         if !backoff.sleep(retry_in, &mut shutdown).await {
             return;
+        }
+    }
+}
+
+/// Forwards converted, de-duplicated events until the stream ends.
+async fn pump(
+    mut stream: impl Stream<Item = Result<EventMessage, bollard::errors::Error>> + Unpin,
+    cursor: &mut Cursor,
+    counters: &WatchCounters,
+    tx: &mpsc::Sender<WatchItem>,
+    shutdown: &mut Shutdown,
+) -> StreamEnd {
+    let mut events_delivered = 0;
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = shutdown.recv() => return StreamEnd::Stop,
+        };
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                let error = err.to_string();
+                return StreamEnd::Broken {
+                    error,
+                    events_delivered,
+                };
+            }
+            None => {
+                let error = "the engine closed the event stream".to_string();
+                return StreamEnd::Broken {
+                    error,
+                    events_delivered,
+                };
+            }
+        };
+        let raw_action = message.action.clone().unwrap_or_default();
+        let Some(event) = container_event(message) else {
+            EventIgnored {
+                action: &raw_action,
+            }
+            .emit(counters);
+            continue;
+        };
+        if cursor.is_duplicate(&event, &raw_action) {
+            ReplayedDuplicate {
+                id: &event.id,
+                action: &raw_action,
+            }
+            .emit(counters);
+            continue;
+        }
+        cursor.advance(&event, raw_action);
+        EventReceived { event: &event }.emit(counters);
+        events_delivered += 1;
+        if !deliver(tx, WatchItem::Event(event), shutdown).await {
+            return StreamEnd::Stop;
         }
     }
 }
@@ -288,6 +324,19 @@ mod tests {
             !cursor.is_duplicate(&event("a", 5), "start"),
             "live events always pass"
         );
+    }
+
+    #[test]
+    fn only_a_stream_that_delivered_or_lasted_resets_the_backoff() {
+        assert!(
+            !was_stable(Duration::from_millis(5), 0),
+            "dropped at once: keep backing off"
+        );
+        assert!(
+            was_stable(Duration::from_millis(5), 1),
+            "delivered an event"
+        );
+        assert!(was_stable(STABLE_AFTER, 0), "stayed up");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`events`] — [`DockerClient::watch`]: the event stream with reconnect, backoff and replay.
 //! - [`convert`] — pure bollard-model → [`types`] conversions (signals, health, events).
 //! - [`backoff`] — the reconnect delay policy.
+//! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
 
 pub mod backoff;
@@ -13,9 +14,11 @@ pub mod error;
 pub mod events;
 pub mod recreate;
 pub mod types;
+pub mod watch_log;
 
 pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
 pub use convert::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
 pub use error::DockerError;
-pub use events::{WatchStats, WATCHED_ACTIONS};
+pub use events::WATCHED_ACTIONS;
+pub use watch_log::WatchStats;
 pub use types::*;
