@@ -211,7 +211,7 @@ fn promtool_accepts_the_exposition() {
 }
 
 /// Runs `promtool check metrics` on `text`; (success, stdout+stderr).
-pub(crate) fn promtool_check_metrics(text: &str) -> (bool, String) {
+fn promtool_check_metrics(text: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

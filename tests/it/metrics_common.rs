@@ -167,75 +167,38 @@ pub fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<String> {
 /// Identifiers in `query` that PromQL reads as metric names: words followed by `{` or standing
 /// alone inside a function call, minus functions, keywords and label names.
 pub fn metric_names_in(query: &str) -> BTreeSet<String> {
+    #[rustfmt::skip]
     const NOT_METRICS: &[&str] = &[
-        "sum",
-        "by",
-        "on",
-        "abs",
-        "rate",
-        "increase",
-        "histogram_quantile",
-        "time",
-        "label_values",
-        "le",
-        "instance",
-        "proxy",
-        "server",
-        "owner",
-        "state",
-        "kind",
-        "action",
-        "result",
-        "trigger",
-        "command",
-        "haproxy",
-        "version",
-        "without",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "and",
-        "or",
-        "unless",
-        "count",
-        "max",
-        "min",
-        "avg",
-        "offset",
+        // functions and keywords
+        "sum", "max", "min", "avg", "count", "abs", "rate", "increase", "histogram_quantile",
+        "time", "vector", "label_values", "by", "without", "on", "ignoring", "group_left",
+        "group_right", "and", "or", "unless", "offset",
+        // label names (inside `by (…)` / `on (…)`)
+        "le", "instance", "job", "proxy", "server", "owner", "state", "kind", "action", "result",
+        "trigger", "command", "haproxy", "version",
     ];
-    let mut names = BTreeSet::new();
-    let mut rest = query;
-    // Skip label matchers and strings, which may hold any word.
-    let mut cleaned = String::new();
+    // Drop label matchers, ranges and strings first: they may hold any word.
+    let mut outside = String::new();
     let mut depth = 0;
     let mut in_string = false;
-    for c in rest.chars() {
+    for c in query.chars() {
         match c {
             '"' => in_string = !in_string,
-            '{' if !in_string => {
+            '{' | '[' if !in_string => {
                 depth += 1;
-                cleaned.push('{');
+                outside.push(' ');
             }
-            '}' if !in_string => depth -= 1,
-            '[' if !in_string => depth += 1,
-            ']' if !in_string => depth -= 1,
-            _ if depth == 0 && !in_string => cleaned.push(c),
+            '}' | ']' if !in_string => depth -= 1,
+            _ if depth == 0 && !in_string => outside.push(c),
             _ => {}
         }
     }
-    rest = &cleaned;
-    for word in
-        rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '$'))
-    {
-        let starts_like_a_name = word
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if starts_like_a_name && !NOT_METRICS.contains(&word) && !word.starts_with('$') {
-            names.insert(word.to_string());
-        }
-    }
-    names
+    outside
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '$'))
+        .filter(|word| word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .filter(|word| !NOT_METRICS.contains(word))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs `promtool check metrics` on `text`; (success, everything it printed).

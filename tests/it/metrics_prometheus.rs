@@ -17,7 +17,7 @@ use crate::metrics_common::*;
 pub struct PrometheusProcess {
     child: Child,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for PrometheusProcess {
@@ -65,11 +65,7 @@ impl PrometheusProcess {
             .stderr(log)
             .spawn()
             .expect("prometheus is installed (apt install prometheus)");
-        let mut process = Self {
-            child,
-            addr,
-            _dir: dir,
-        };
+        let mut process = Self { child, addr, dir };
         process.wait_ready().await;
         process
     }
@@ -95,7 +91,7 @@ impl PrometheusProcess {
     }
 
     pub fn log(&self) -> String {
-        let path = self._dir.path().join("prometheus.log");
+        let path = self.dir.path().join("prometheus.log");
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
