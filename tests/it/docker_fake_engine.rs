@@ -110,7 +110,7 @@ fn container_event(id: &str, action: &str, extra: &str, time_nano: i64) -> Strin
     )
 }
 
-fn events_for<'a>(items: &'a [WatchItem]) -> Vec<(&'a str, &'a EventAction)> {
+fn events_for(items: &[WatchItem]) -> Vec<(&str, &EventAction)> {
     items
         .iter()
         .filter_map(|item| match item {
