@@ -187,10 +187,13 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
             continue;
         }
 
-        let replayed_since = cursor.last_time_nano;
-        let since = replayed_since.unwrap_or_else(now_nanos);
+        // The first subscription starts now; later ones resume from the last event delivered,
+        // or from the first subscription's start when none was.
+        let first_subscription = cursor.last_time_nano.is_none();
+        let since = *cursor.last_time_nano.get_or_insert_with(now_nanos);
+        let replayed_since = (!first_subscription).then_some(since);
         let stream = client.bollard().events(Some(events_options(since)));
-        cursor.replaying = replayed_since.is_some();
+        cursor.replaying = !first_subscription;
         StreamConnected {
             endpoint: &endpoint,
             replayed_since,

@@ -229,3 +229,46 @@ async fn a_malformed_line_breaks_the_stream_and_the_watcher_recovers() {
     );
     assert_eq!(engine.event_requests().len(), 3);
 }
+
+#[tokio::test]
+async fn a_stream_that_broke_before_any_event_resumes_from_its_own_start() {
+    // After the first subscription's `since` (now), or the replay would drop it as already seen.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as i64
+        + 60_000_000_000;
+    let engine = FakeEngine::start(vec![vec![], vec![container_event("e", "start", "", later)]]);
+    let docker = DockerClient::connect_to(&engine.url).expect("client for the fake engine");
+    let (_trigger, shutdown) = shutdown::channel();
+    let mut rx = docker.watch(shutdown);
+
+    let items = collect_until(&mut rx, WITHIN, "the event after the reconnect", |items| {
+        !events_for(items).is_empty()
+    })
+    .await;
+    let requests = engine.event_requests();
+    let since = |request: &str| {
+        let start = request.find("since=").expect("since") + "since=".len();
+        request[start..].split('&').next().unwrap_or("").to_string()
+    };
+    assert_eq!(
+        since(&requests[0]),
+        since(&requests[1]),
+        "nothing may fall in the gap"
+    );
+    let Some(WatchItem::Connected {
+        replayed_since: Some(resumed),
+    }) = items.get(2)
+    else {
+        panic!("Connected, Disconnected, Connected(Some): {items:#?}");
+    };
+    let (secs, nanos) = since(&requests[0])
+        .split_once('.')
+        .map(|(s, n)| (s.to_string(), n.to_string()))
+        .expect("secs.nanos");
+    assert_eq!(
+        format!("{}.{:09}", resumed / 1_000_000_000, resumed % 1_000_000_000),
+        format!("{secs}.{nanos}")
+    );
+}
