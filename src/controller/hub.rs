@@ -130,6 +130,7 @@ impl Hub {
     async fn on_event(&mut self, event: ContainerEvent) {
         let action = action_label(&event.action);
         self.ctx.metrics.docker_event(action);
+        tracing::debug!(container = %event.name, action, time_nano = event.time_nano, "docker event");
         let Some(mapping) = self.map_container(&event.id, &event.name, &event.attributes) else {
             return;
         };

@@ -184,7 +184,10 @@ impl ServerTask {
 
     async fn on_message(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Input { input, event_nanos } => self.feed(input, event_nanos).await,
+            ServerMsg::Input { input, event_nanos } => {
+                self.refresh_before_acting().await;
+                self.feed(input, event_nanos).await
+            }
             ServerMsg::Started { container_id } => self.on_started(&container_id).await,
             ServerMsg::Sync {
                 mapping,
@@ -193,6 +196,7 @@ impl ServerTask {
                 observed,
             } => self.on_sync(*mapping, container, running, observed).await,
             ServerMsg::Drain { input, waiter } => {
+                self.refresh_before_acting().await;
                 self.drain_waiters.extend(waiter);
                 self.feed(input, None).await;
                 if !self.machine.is_draining() {
@@ -213,7 +217,20 @@ impl ServerTask {
         }
     }
 
+    /// Re-reads HAProxy when haproxy-drain does not hold the server: the state it would record as
+    /// "prior" must be the current one, not the one from the last reconciliation.
+    async fn refresh_before_acting(&mut self) {
+        if self.observed.is_none() || self.machine.ownership().is_some() {
+            return;
+        }
+        if let Ok(Some(observed)) = self.ctx.fleet.observe(&self.id).await {
+            self.observed = Some(observed);
+            self.feed(Input::Observe(observed), None).await;
+        }
+    }
+
     async fn on_started(&mut self, container_id: &str) {
+        self.refresh_before_acting().await;
         match self.ctx.docker.inspect(container_id).await {
             Ok(Some(info)) if info.running => {
                 let reference = container_ref(&info, &self.mapping);

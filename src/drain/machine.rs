@@ -178,6 +178,7 @@ impl Machine {
         let mut out = Vec::new();
         match input {
             Input::Sync { container, haproxy } => self.sync(container, haproxy, clock, &mut out),
+            Input::Observe(observed) => self.observe(observed),
             Input::Stopping {
                 trigger,
                 sticky,
@@ -318,6 +319,20 @@ impl Machine {
                 }
             }
             (true, Some(addr)) => self.sync_owned_running(obs, addr, clock, out),
+        }
+    }
+
+    fn observe(&mut self, observed: Observed) {
+        self.observed = Some(observed);
+        if self.owned.is_some() {
+            return;
+        }
+        match self.phase {
+            Phase::Serving | Phase::Unknown if !observed.in_rotation() => {
+                self.phase = Phase::Operator
+            }
+            Phase::Operator if observed.in_rotation() => self.phase = Phase::Serving,
+            _ => {}
         }
     }
 

@@ -93,6 +93,9 @@ pub enum Input {
         container: ContainerState,
         haproxy: Observed,
     },
+    /// A fresh read of HAProxy alone, taken right before acting on an event, so that a change
+    /// an operator made since the last reconciliation is respected.
+    Observe(Observed),
     /// The container is going away (terminating kill, stop, unhealthy) or someone asked to drain.
     Stopping {
         trigger: Trigger,

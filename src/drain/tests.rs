@@ -574,3 +574,33 @@ fn owner_is_reported() {
     assert_eq!(op.next_wakeup(), None);
     assert!(m.next_wakeup().is_some());
 }
+
+#[test]
+fn a_fresh_read_before_acting_respects_a_new_operator_maint() {
+    check(
+        DrainMode::Drain,
+        None,
+        vec![
+            (
+                0,
+                sync(running(OLD_IP), observed(Ready, 10, true)),
+                vec![],
+                "in_rotation",
+            ),
+            (
+                1,
+                Input::Observe(observed(Maint, 10, true)),
+                vec![],
+                "operator",
+            ),
+            (2, stop(), vec![], "operator"),
+            (3, Input::Died, vec![], "operator"),
+            (
+                4,
+                Input::Observe(observed(Ready, 10, true)),
+                vec![],
+                "in_rotation",
+            ),
+        ],
+    );
+}

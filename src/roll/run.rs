@@ -2,13 +2,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::future::join_all;
 
 use super::{RollDocker, RollRecorder, RollSpec, StepKind};
-use crate::controller::handle::{DrainRequest, ReadyRequest};
+use crate::controller::handle::{ControlError, DrainRequest, ReadyReport, ReadyRequest};
 use crate::controller::{ControllerHandle, Target, Trigger};
 use crate::shutdown::Shutdown;
+
+/// How often `ready` is asked again while the controller does not know a new container yet.
+const NOT_FOUND_RETRY: Duration = Duration::from_millis(100);
 
 pub(super) struct Runner {
     pub controller: ControllerHandle,
@@ -144,14 +150,8 @@ impl Runner {
         })
         .await?;
         self.step(Some(name), StepKind::Ready, async {
-            let request = ReadyRequest {
-                target,
-                wait: true,
-                timeout: spec.step_timeout,
-            };
             let report = self
-                .controller
-                .ready(request)
+                .ready_when_known(target, spec.step_timeout)
                 .await
                 .map_err(|e| e.to_string())?;
             if report.in_rotation {
@@ -161,6 +161,30 @@ impl Runner {
             }
         })
         .await
+    }
+
+    /// `ready` for a container that may be new: right after a recreate the controller may not
+    /// have processed the new container's `create`/`start` events yet and answers NotFound, so
+    /// NotFound is retried until the step's deadline.
+    async fn ready_when_known(
+        &self,
+        target: Target,
+        timeout: Duration,
+    ) -> Result<ReadyReport, ControlError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let request = ReadyRequest {
+                target: target.clone(),
+                wait: true,
+                timeout: deadline.saturating_duration_since(Instant::now()),
+            };
+            match self.controller.ready(request).await {
+                Err(ControlError::NotFound(_)) if Instant::now() + NOT_FOUND_RETRY < deadline => {
+                    tokio::time::sleep(NOT_FOUND_RETRY).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records one step around `work`; its error becomes the roll's error, prefixed with where.

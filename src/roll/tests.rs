@@ -103,10 +103,12 @@ fn server_of(target: &Target) -> ServerId {
     }
 }
 
-/// Answers like the controller: drains at once, `ready` times out for containers on BAD_IMAGE.
+/// Answers like the controller: drains at once, `ready` times out for containers on BAD_IMAGE
+/// and answers NotFound once for each recreated container.
 fn fake_controller(log: Log, running: Arc<Mutex<HashMap<String, String>>>) -> ControllerHandle {
     let (tx, mut rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        let mut not_yet_seen = std::collections::HashSet::new();
         while let Some(request) = rx.recv().await {
             match request {
                 ControlRequest::Status { reply } => {
@@ -128,8 +130,15 @@ fn fake_controller(log: Log, running: Arc<Mutex<HashMap<String, String>>>) -> Co
                 }
                 ControlRequest::Ready { request, reply } => {
                     let server = server_of(&request.target);
-                    log.lock().unwrap().push(format!("ready {}", server.server));
                     let image = running.lock().unwrap().get(&server.server).cloned();
+                    // Like the real controller right after a recreate: the new container's
+                    // events are not processed yet, so the first ask does not find it.
+                    let recreated = image.as_deref() != Some("testapp:v1");
+                    if recreated && not_yet_seen.insert(server.server.clone()) {
+                        let _ = reply.send(Err(ControlError::NotFound(request.target.to_string())));
+                        continue;
+                    }
+                    log.lock().unwrap().push(format!("ready {}", server.server));
                     let answer = if image.as_deref() == Some(BAD_IMAGE) {
                         Err(ControlError::ReadyTimeout {
                             server,

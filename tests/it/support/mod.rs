@@ -3,3 +3,6 @@ pub mod docker;
 pub mod haproxy;
 pub mod proxy;
 pub mod wait;
+pub mod daemon;
+pub mod load;
+pub mod stack;

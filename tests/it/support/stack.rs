@@ -1,0 +1,164 @@
+//! A whole host in miniature: N labelled app containers on a fresh network, a real HAProxy whose
+//! backend points at them, and `haproxy-drain run` — every name unique to the test.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use haproxy_drain::haproxy::{AdminState, Client, ServerId, ServerState};
+
+use super::daemon::Daemon;
+use super::docker::{unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT};
+use super::haproxy::{free_loopback_port, HaproxyConfig, HaproxyFixture};
+use super::wait::wait_for;
+
+/// The weight every test server starts with: not 1, so a hard-coded restore would show.
+pub const WEIGHT: u32 = 37;
+
+pub struct StackOptions {
+    pub apps: usize,
+    pub image: &'static str,
+    pub env: Vec<(&'static str, &'static str)>,
+    pub restart: Option<&'static str>,
+    /// Extra `global` lines (e.g. server-state-file).
+    pub global: Vec<String>,
+    pub daemon_flags: Vec<String>,
+    pub daemon_env: Vec<(&'static str, String)>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            apps: 3,
+            image: super::docker::IMAGE_NOHC,
+            env: vec![("ON_SIGTERM", "graceful")],
+            restart: None,
+            global: Vec::new(),
+            daemon_flags: Vec::new(),
+            daemon_env: Vec::new(),
+        }
+    }
+}
+
+pub struct Stack {
+    // Drop order: daemon first, then HAProxy, then containers, then the network.
+    pub daemon: Daemon,
+    pub haproxy: HaproxyFixture,
+    pub apps: Vec<TestContainer>,
+    pub network: TestNetwork,
+    pub backend: String,
+    pub frontend: SocketAddr,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Self {
+        let network = TestNetwork::create();
+        let backend = unique_name("be").replace('-', "_");
+        let apps: Vec<TestContainer> = (1..=options.apps)
+            .map(|i| {
+                let mut spec = ContainerSpec::new(&format!("app{i}"))
+                    .image(options.image)
+                    .network(&network)
+                    .label("haproxy-drain.backend", &backend)
+                    .label("haproxy-drain.server", &format!("app{i}"))
+                    .label("haproxy-drain.port", &APP_PORT.to_string());
+                for (k, v) in &options.env {
+                    spec = spec.env(k, v);
+                }
+                if let Some(policy) = options.restart {
+                    spec = spec.restart(policy);
+                }
+                spec.run()
+            })
+            .collect();
+        let port = free_loopback_port();
+        let mut sections = format!(
+            "backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n    \
+             retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n    \
+             timeout connect 500ms\n    default-server inter 500ms fall 2 rise 2\n"
+        );
+        for (i, app) in apps.iter().enumerate() {
+            let ip = app.ip().expect("app container has an address");
+            sections.push_str(&format!(
+                "    server app{} {ip}:{APP_PORT} check weight {WEIGHT}\n",
+                i + 1
+            ));
+        }
+        sections.push_str(&format!(
+            "frontend fe_{backend}\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n"
+        ));
+        let mut config = HaproxyConfig::new(sections);
+        for line in &options.global {
+            config = config.global(line.clone());
+        }
+        let haproxy = HaproxyFixture::start_with(config).await;
+        let env: Vec<(&str, &str)> = options.daemon_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let daemon =
+            Daemon::start_with_env(&[haproxy.admin_url().to_string()], &options.daemon_flags, &env).await;
+        let stack = Self {
+            daemon,
+            haproxy,
+            apps,
+            network,
+            backend,
+            frontend: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        for i in 1..=options.apps {
+            stack.wait_state(i, "every server UP before the test", |s| {
+                s.admin.as_admin_state() == AdminState::Ready && s.op_state == haproxy_drain::haproxy::OpState::Running
+            })
+            .await;
+        }
+        stack
+    }
+
+    pub fn server(&self, i: usize) -> ServerId {
+        ServerId::new(self.backend.clone(), format!("app{i}"))
+    }
+
+    pub fn client(&self) -> Client {
+        self.haproxy.admin_client()
+    }
+
+    pub async fn state(&self, i: usize) -> Option<ServerState> {
+        let id = self.server(i);
+        self.client()
+            .show_servers_state(Some(&self.backend))
+            .await
+            .ok()?
+            .into_iter()
+            .find(|s| s.id == id)
+    }
+
+    /// Polls `show servers state` until server `i` satisfies `check`; returns that state.
+    pub async fn wait_state(
+        &self,
+        i: usize,
+        what: &str,
+        check: impl Fn(&ServerState) -> bool,
+    ) -> ServerState {
+        let what = format!("{}: {what}", self.server(i));
+        wait_for(Duration::from_secs(30), &what, || {
+            let state = self.state(i);
+            let check = &check;
+            async move { state.await.filter(|s| check(s)) }
+        })
+        .await
+    }
+
+    /// Back in rotation: ready, running, at the original weight.
+    pub async fn wait_in_rotation(&self, i: usize) -> ServerState {
+        self.wait_state(i, "back in rotation at its original weight", |s| {
+            s.admin.as_admin_state() == AdminState::Ready
+                && s.weight == WEIGHT
+                && s.op_state == haproxy_drain::haproxy::OpState::Running
+        })
+        .await
+    }
+
+    pub async fn wait_admin(&self, i: usize, admin: AdminState) -> ServerState {
+        self.wait_state(i, &format!("admin state {admin}"), |s| s.admin.as_admin_state() == admin)
+            .await
+    }
+}
