@@ -57,12 +57,14 @@ async fn run() {
         .collect();
     let mut sequential = Vec::new();
     let mut pipelined = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
-        for command in &commands {
-            client.call(command.clone()).await.expect("set weight");
+    for run in 0..20 {
+        if run < 5 {
+            let started = Instant::now();
+            for command in &commands {
+                client.call(command.clone()).await.expect("set weight");
+            }
+            sequential.push(started.elapsed());
         }
-        sequential.push(started.elapsed());
         let started = Instant::now();
         let results = client.batch(&commands).await.expect("batch");
         pipelined.push(started.elapsed());
@@ -73,20 +75,20 @@ async fn run() {
         &mut sequential,
     ));
     table.push(total_row(
-        "1,000 set weight, pipelined on one connection (5 runs)",
+        "1,000 set weight, pipelined on one connection (20 runs)",
         &mut pipelined,
     ));
     let reads: Vec<Command> = (0..SERVERS)
         .map(|n| Command::GetWeight(server(n)))
         .collect();
     let mut pipelined_reads = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..20 {
         let started = Instant::now();
         client.batch(&reads).await.expect("batch of reads");
         pipelined_reads.push(started.elapsed());
     }
     table.push(total_row(
-        "1,000 get weight, pipelined on one connection (5 runs)",
+        "1,000 get weight, pipelined on one connection (20 runs)",
         &mut pipelined_reads,
     ));
 
