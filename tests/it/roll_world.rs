@@ -23,11 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use crate::support::docker::{docker, ContainerSpec, TestContainer, TestNetwork, APP_PORT};
+use crate::support::docker::{
+    docker, unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT,
+};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
-use crate::support::wait::wait_until;
 
-pub const BACKEND: &str = "be_roll";
 /// Not 1, so "back at its original weight" means something.
 pub const WEIGHT: u32 = 10;
 
@@ -75,7 +75,7 @@ impl Daemon {
                 "--metrics-listen=127.0.0.1:{}",
                 free_loopback_port()
             ))
-            .env("HAPROXY_DRAIN_LOG", "debug")
+            .env("HAPROXY_DRAIN_LOG", "info,haproxy_drain=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -113,6 +113,7 @@ pub struct World {
     pub containers: Vec<TestContainer>,
     pub network: TestNetwork,
     pub frontend: SocketAddr,
+    pub backend: String,
 }
 
 impl Drop for World {
@@ -127,11 +128,15 @@ impl Drop for World {
 impl World {
     /// `count` healthchecked testapp containers (server names app1…), each with `env`.
     pub async fn start(count: usize, image: &str, env: &[(&str, &str)]) -> Self {
+        // Every daemon sees every container on this engine: a backend name of its own keeps
+        // parallel worlds from claiming each other's containers.
+        let backend = unique_name("be");
         let image = image.to_string();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let label_backend = backend.clone();
         let (network, containers) = blocking(move || {
             let network = TestNetwork::create();
             let containers: Vec<TestContainer> = (1..=count)
@@ -139,7 +144,7 @@ impl World {
                     let mut spec = ContainerSpec::new(&format!("app{n}"))
                         .image(&image)
                         .network(&network)
-                        .label("haproxy-drain.backend", BACKEND)
+                        .label("haproxy-drain.backend", &label_backend)
                         .label("haproxy-drain.server", &format!("app{n}"))
                         .label("haproxy-drain.port", &APP_PORT.to_string());
                     for (key, value) in &env {
@@ -156,8 +161,8 @@ impl World {
         .await;
         let port = free_loopback_port();
         let mut sections = format!(
-            "frontend fe_roll\n    bind 127.0.0.1:{port}\n    default_backend {BACKEND}\n\
-             backend {BACKEND}\n    balance roundrobin\n    option httpchk GET /health\n\
+            "frontend fe_roll\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n\
+             backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n\
              \x20   default-server inter 500ms fall 2 rise 1 weight {WEIGHT}\n"
         );
         for (n, container) in containers.iter().enumerate() {
@@ -172,6 +177,7 @@ impl World {
             containers,
             network,
             frontend: SocketAddr::from(([127, 0, 0, 1], port)),
+            backend,
         };
         world.wait_all_in_rotation(Duration::from_secs(30)).await;
         world
@@ -186,7 +192,7 @@ impl World {
     }
 
     pub fn server(&self, index: usize) -> ServerId {
-        ServerId::new(BACKEND, format!("app{}", index + 1))
+        ServerId::new(self.backend.as_str(), format!("app{}", index + 1))
     }
 
     pub fn haproxy_client(&self) -> Client {
@@ -197,25 +203,26 @@ impl World {
     pub async fn wait_all_in_rotation(&self, timeout: Duration) {
         let client = self.daemon.client();
         let names = self.names();
-        let what = format!(
-            "every server in rotation; daemon log:\n{}",
-            self.daemon.log()
-        );
-        wait_until(timeout, &what, || {
-            let client = client.clone();
-            let names = names.clone();
-            async move {
-                let Ok(servers) = client.servers().await else {
-                    return false;
-                };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let servers = client.servers().await;
+            let ready = servers.as_ref().is_ok_and(|servers| {
                 names.iter().all(|name| {
                     servers.iter().any(|s| {
                         s.container.as_deref() == Some(name.as_str()) && s.phase == "in_rotation"
                     })
                 })
+            });
+            if ready {
+                return;
             }
-        })
-        .await;
+            assert!(
+                Instant::now() < deadline,
+                "not every server in rotation after {timeout:?}: {servers:#?}\ndaemon log:\n{}",
+                self.daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Current sessions (`scur`) of one server, from HAProxy itself.
