@@ -17,3 +17,4 @@ mod support;
 mod haproxy_client;
 mod haproxy_fake_socket;
 mod haproxy_status_cli;
+mod haproxy_client_sockets;
