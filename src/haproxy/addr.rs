@@ -234,6 +234,15 @@ mod tests {
     }
 
     #[test]
+    fn serde_uses_the_url_string() {
+        let addr = HaproxyAddr::parse("unix:///run/haproxy/admin.sock").unwrap();
+        let json = serde_json::to_string(&addr).unwrap();
+        assert_eq!(json, "\"unix:///run/haproxy/admin.sock\"");
+        assert_eq!(serde_json::from_str::<HaproxyAddr>(&json).unwrap(), addr);
+        assert!(serde_json::from_str::<HaproxyAddr>("\"http://x\"").is_err());
+    }
+
+    #[test]
     fn tcp_targets_strip_ipv6_brackets_for_connect() {
         assert_eq!(HaproxyAddr::tcp_target("[::1]", 80), "[::1]:80");
         assert_eq!(HaproxyAddr::tcp_target("127.0.0.1", 80), "127.0.0.1:80");

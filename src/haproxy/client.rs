@@ -289,3 +289,33 @@ fn mismatch(command: Command, reply: Reply) -> HaproxyError {
     }
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn client_futures_can_be_spawned() {
+        let client = Client::new(HaproxyAddr::unix("/nonexistent.sock"));
+        let batch = client.batch(&[]);
+        assert_send(&batch);
+        assert_send(&client.show_stat());
+        assert_eq!(client.timeout(), DEFAULT_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_does_not_connect() {
+        let client = Client::new(HaproxyAddr::unix("/nonexistent.sock"));
+        assert_eq!(client.batch(&[]).await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn unsafe_commands_fail_alone_without_connecting() {
+        let client = Client::new(HaproxyAddr::unix("/nonexistent.sock"));
+        let bad = Command::GetWeight(ServerId::new("be", "a;b"));
+        let results = client.batch(&[bad]).await.unwrap();
+        assert!(matches!(results[0], Err(CommandError::NotSent { .. })));
+    }
+}
