@@ -8,7 +8,8 @@
 //!   finish in-flight requests, exit 0). SIGINT and SIGUSR1 behave like SIGTERM.
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
 //!
-//! Paths: `/health` → `ok`; `/exit?code=N` → answers, then exits with N (a crash on demand);
+//! Paths: `/health` → `ok`; `/inflight` → `in_flight=N` (other requests in progress);
+//! `/exit?code=N` → answers, then exits with N (a crash on demand);
 //! anything else → `instance=<name> version=<v> path=<path>`.
 //!
 //! `testapp --healthcheck` exits 0 when `GET /health` on 127.0.0.1:$PORT answers 200 (for an
@@ -154,8 +155,9 @@ fn serve_connection(stream: TcpStream, settings: &Settings) {
             guard = Some(InFlight);
         });
         let Ok(Some(request)) = request else { return };
-        let keep_alive = request.keep_alive && !signals::stopping();
         let (status, body, exit_code) = respond(&request, settings);
+        // Decided after the work: a stop that began meanwhile closes the connection.
+        let keep_alive = request.keep_alive && !signals::stopping();
         let headers = [("X-Instance", settings.name.as_str())];
         let written = http::write_response(&mut writer, status, &body, &headers, keep_alive);
         drop(guard);
@@ -178,6 +180,11 @@ fn respond(request: &http::Request, settings: &Settings) -> (u16, String, Option
     match request.path.as_str() {
         "/health" if settings.fail_health => (500, "failing on purpose\n".into(), None),
         "/health" => (200, "ok\n".into(), None),
+        // Other requests in progress (this one excluded), so a test can tell a request is in flight.
+        "/inflight" => {
+            let others = IN_FLIGHT.load(Ordering::SeqCst).saturating_sub(1);
+            (200, format!("in_flight={others}\n"), None)
+        }
         "/exit" => {
             let code = request
                 .query_param("code")

@@ -42,7 +42,9 @@ pub fn docker_ok(args: &[&str]) -> String {
     docker(args).unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// Builds the test images (docker/build-test-images.sh) once per process if any is missing.
+/// Runs docker/build-test-images.sh once per process: it rebuilds only what is stale (a changed
+/// testapp or Dockerfile), so this costs a no-op cargo build and four `docker image inspect`s.
+/// When the script fails but every image exists, the tests go on with a warning.
 pub fn ensure_test_images() {
     static DONE: Mutex<bool> = Mutex::new(false);
     let mut done = DONE.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -50,15 +52,27 @@ pub fn ensure_test_images() {
         return;
     }
     remove_stale_leftovers();
-    let missing = ALL_IMAGES
-        .iter()
-        .any(|image| docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_err());
-    if missing {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/build-test-images.sh");
-        let status = Command::new(script)
-            .status()
-            .unwrap_or_else(|err| panic!("cannot run {script}: {err}"));
-        assert!(status.success(), "{script} failed: {status}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/build-test-images.sh");
+    let outcome = Command::new(script).output();
+    let failure = match &outcome {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => Some(format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(err) => Some(err.to_string()),
+    };
+    if let Some(failure) = failure {
+        let missing: Vec<&str> = ALL_IMAGES
+            .into_iter()
+            .filter(|image| docker(&["image", "inspect", "--format", "{{.Id}}", image]).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{script} failed ({failure}) and {missing:?} are missing"
+        );
+        eprintln!("warning: {script} failed ({failure}); using the existing test images");
     }
     *done = true;
 }
