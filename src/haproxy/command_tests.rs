@@ -112,10 +112,13 @@ fn empty_replies_mean_success_for_set_commands() {
     assert!(matches!(odd, Err(CommandError::Rejected { .. })));
 }
 
+/// Checks that a classified error is of the expected variant.
+type IsExpected = fn(&CommandError) -> bool;
+
 #[test]
 fn known_errors_are_typed_whatever_the_framing() {
     let set = || Command::SetWeight(web1(), WeightSpec::Absolute(1));
-    let cases: [(&str, fn(&CommandError) -> bool); 10] = [
+    let cases: [(&str, IsExpected); 10] = [
         ("Permission denied\n\n", |e| {
             matches!(e, CommandError::PermissionDenied { .. })
         }),
