@@ -137,6 +137,8 @@ fn strip_slash(name: &str) -> String {
 
 /// A list entry as a [`ContainerInfo`]. The list has no stop signal, so the caller supplies it.
 /// `running` means state `running` exactly: paused or restarting containers serve nothing.
+/// `image` is the list's `Image`: the name used at creation, or the image ID once that name has
+/// been moved to another image (inspect keeps reporting the name).
 pub fn container_from_summary(
     summary: &ContainerSummary,
     stop_signal: i32,
