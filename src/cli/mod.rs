@@ -10,5 +10,6 @@ pub mod control;
 pub mod drain;
 pub mod roll;
 pub mod status;
+pub mod status_daemon;
 
 pub use control::{CliError, ControlArgs};

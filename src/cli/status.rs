@@ -1,5 +1,7 @@
-//! `haproxy-drain status --haproxy URL [--json]`: one line per backend server, read straight
-//! from HAProxy's runtime API (`show stat` + `show servers state`, in one round trip).
+//! `haproxy-drain status [--json]`: asks the daemon on the control socket first (containers
+//! joined, with who holds each server out — see [`super::status_daemon`]); when no daemon
+//! answers there, reads HAProxy directly (`--haproxy URL`): one line per backend server, from
+//! HAProxy's runtime API (`show stat` + `show servers state`, in one round trip).
 //!
 //! Building lines and rendering them are pure functions, so a status that comes from elsewhere
 //! (e.g. the control socket) can print the same table and JSON.
@@ -8,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::control::parse_duration;
-use crate::cli::CliError;
+use crate::cli::control::{parse_duration, ControlArgs};
+use crate::cli::{status_daemon, CliError};
 use crate::haproxy::{
     Client, Command, HaproxyAddr, HaproxyError, Reply, RowKind, ServerId, ServerState, StatRow,
 };
@@ -26,6 +28,9 @@ pub struct StatusArgs {
     /// Give up on HAProxy after this long.
     #[arg(long, env = "HAPROXY_DRAIN_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Asked first; `--haproxy` is the fallback when no daemon answers there.
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 fn parse_addr(text: &str) -> Result<HaproxyAddr, String> {
@@ -50,6 +55,25 @@ pub struct StatusLine {
 }
 
 pub async fn status(args: StatusArgs) -> Result<(), CliError> {
+    match args.control.client().servers().await {
+        Ok(views) => {
+            let output = match args.json {
+                true => status_daemon::render_json(&views),
+                false => status_daemon::render_table(&views),
+            };
+            println!("{output}");
+            return Ok(());
+        }
+        Err(error) if error.is_no_daemon() && args.haproxy.is_some() => {
+            eprintln!("{error}; reading HAProxy directly (no container or owner columns)");
+        }
+        Err(error) if error.is_no_daemon() => {
+            return Err(CliError::Usage(format!(
+                "{error}; to read HAProxy directly instead, pass --haproxy unix:///path/to/admin.sock (or HAPROXY_DRAIN_HAPROXY)"
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    }
     let Some(addr) = args.haproxy else {
         return Err(CliError::Usage(
             "status needs --haproxy unix:///path/to/admin.sock (or HAPROXY_DRAIN_HAPROXY)".into(),

@@ -131,6 +131,26 @@ async fn the_budget_refuses_draining_the_last_ready_server() {
         text(&output.stderr)
     );
 
+    // `status` through the daemon: the container joined, and who holds the server out.
+    let output = blocking_cli(&world, &["status"]).await;
+    let table = text(&output.stdout);
+    assert!(output.status.success(), "status: {}", text(&output.stderr));
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(first.as_str()))
+        .unwrap_or_else(|| panic!("no row for {first}:\n{table}"));
+    assert!(row.contains("haproxy-drain"), "{table}");
+    let output = blocking_cli(&world, &["status", "--json"]).await;
+    let views: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    let drained = views
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|v| v["container"] == first.as_str())
+        .expect("the drained container is listed");
+    assert_eq!(drained["owner"], "haproxy-drain");
+    assert_eq!(drained["weight"], crate::roll_world::WEIGHT);
+
     let output = blocking_cli(&world, &["drain", &second, "--wait"]).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
