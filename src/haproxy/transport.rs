@@ -26,6 +26,8 @@ const MASTER_PROMPT: &[u8] = b"master> ";
 pub enum SplitError {
     /// A single reply grew beyond the limit without a prompt.
     TooLarge,
+    /// More non-empty replies than commands: some data line looked like a prompt.
+    Ambiguous,
     /// The answer to `prompt` was not a prompt: not a HAProxy CLI.
     NoPrompt(String),
 }
@@ -103,6 +105,21 @@ impl PromptSplitter {
             });
             self.buf.clear();
         }
+    }
+
+    /// The replies to the `expected` commands. Surplus replies must be empty (the master CLI
+    /// prints one more prompt after `quit`); a non-empty surplus means the cut was wrong.
+    pub fn into_replies(mut self, expected: usize) -> Result<Vec<RawReply>, SplitError> {
+        if self
+            .replies
+            .iter()
+            .skip(expected)
+            .any(|r| !r.text.is_empty())
+        {
+            return Err(SplitError::Ambiguous);
+        }
+        self.replies.truncate(expected);
+        Ok(self.replies)
     }
 
     fn detect_prompt(&mut self) -> Result<bool, SplitError> {
@@ -191,7 +208,9 @@ pub async fn exchange(
     let read = async {
         let mut splitter = PromptSplitter::new(max_reply);
         let mut chunk = vec![0u8; 64 * 1024];
-        while splitter.replies().len() < lines.len() {
+        // Read to EOF (HAProxy closes after `quit`) rather than stopping at the N-th prompt: a
+        // surplus reply then reveals a data line that looked like a prompt.
+        loop {
             let n = reader
                 .read(&mut chunk)
                 .await
@@ -203,16 +222,9 @@ pub async fn exchange(
                 splitter.finish();
                 break;
             }
-            splitter.feed(&chunk[..n]).map_err(|e| match e {
-                SplitError::TooLarge => HaproxyError::ReplyTooLarge {
-                    addr: addr.to_string(),
-                    limit: max_reply,
-                },
-                SplitError::NoPrompt(seen) => HaproxyError::Protocol {
-                    addr: addr.to_string(),
-                    detail: format!("expected a CLI prompt after `prompt`, got {seen:?}"),
-                },
-            })?;
+            splitter
+                .feed(&chunk[..n])
+                .map_err(|e| split_error(addr, max_reply, e))?;
         }
         if splitter.prompt.is_none() {
             return Err(HaproxyError::Protocol {
@@ -220,11 +232,33 @@ pub async fn exchange(
                 detail: "the connection closed before a CLI prompt arrived".to_string(),
             });
         }
-        Ok(splitter.replies)
+        splitter
+            .into_replies(lines.len())
+            .map_err(|e| split_error(addr, max_reply, e))
     };
     let replies = read.await;
     writer_task.abort();
     replies
+}
+
+fn split_error(addr: &HaproxyAddr, max_reply: usize, error: SplitError) -> HaproxyError {
+    let addr = addr.to_string();
+    match error {
+        SplitError::TooLarge => HaproxyError::ReplyTooLarge {
+            addr,
+            limit: max_reply,
+        },
+        SplitError::NoPrompt(seen) => HaproxyError::Protocol {
+            addr,
+            detail: format!("expected a CLI prompt after `prompt`, got {seen:?}"),
+        },
+        SplitError::Ambiguous => HaproxyError::Protocol {
+            addr,
+            detail: "more replies than commands: a reply contained a line that looks like the \
+                     prompt, so replies cannot be told apart"
+                .to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

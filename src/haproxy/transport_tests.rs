@@ -76,6 +76,28 @@ fn endless_replies_hit_the_limit_and_non_haproxy_peers_are_rejected() {
     ));
 }
 
+#[test]
+fn a_data_line_that_looks_like_a_prompt_is_detected_not_misread() {
+    // Two commands; the first reply contains a line starting with "> ".
+    let stream = b"\n> line one\n> quoted\n\n> second\n\n> ";
+    let mut splitter = PromptSplitter::new(1024);
+    splitter.feed(stream).unwrap();
+    splitter.finish();
+    assert_eq!(splitter.into_replies(2), Err(SplitError::Ambiguous));
+}
+
+#[test]
+fn surplus_empty_replies_are_dropped() {
+    // The master CLI prints one more prompt after `quit`, then closes.
+    let mut splitter = PromptSplitter::new(1024);
+    splitter
+        .feed(b"master> 1 (initial 1)\n\nmaster> master> ")
+        .unwrap();
+    splitter.finish();
+    let replies = splitter.into_replies(1).unwrap();
+    assert_eq!(texts(&replies), [("1 (initial 1)\n\n", true)]);
+}
+
 proptest! {
     #[test]
     fn arbitrary_streams_never_panic(stream in prop::collection::vec(any::<u8>(), 0..600), chunk in 1usize..64) {
