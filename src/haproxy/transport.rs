@@ -3,8 +3,10 @@
 //! Replies cannot be delimited by blank lines (some errors end with a single `\n`, and `;`-joined
 //! replies simply concatenate), so every exchange switches the CLI into prompt mode first and cuts
 //! replies at the prompt: `"> "` on a worker socket, `"master> "` on the master CLI. A prompt is
-//! only recognised at the start of a line, since every reply ends with a newline; HAProxy never
-//! prints a data line starting with `"> "` in the replies we parse.
+//! only recognised at the start of a line, since every reply ends with a newline. The exchange
+//! ends with `quit` and is read to EOF, so the number of replies is checked: a data line that
+//! happens to start with the prompt shows up as a surplus reply and fails the call
+//! ([`SplitError::Ambiguous`]) instead of shifting every later reply by one.
 //!
 //! All command lines are written in one go while replies are read concurrently, so a large reply
 //! cannot dead-lock against a still-pending write.
