@@ -1,0 +1,49 @@
+# haproxy-drain — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian packages the tests and the demo use (haproxy 2.6, wrk for load, promtool/prometheus
+# for the metrics tests, socat and curl for poking sockets by hand).
+PACKAGES := haproxy wrk prometheus socat curl
+CARGO ?= cargo
+
+.PHONY: help deps images build demo test lint bench clean-test-leftovers
+
+help:
+	@echo "make demo   - HAProxy + 3 app containers + haproxy-drain under load; restart each; report"
+	@echo "make test   - install what is missing, then fmt, clippy and the whole test suite"
+	@echo "make bench  - benchmarks (results go to docs/benchmarks.md)"
+
+deps:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v docker >/dev/null || { echo "docker is required (the engine must be running)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "the Docker engine is not answering on its socket"; exit 1; }
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy rustfmt
+
+images: deps
+	@bash docker/build-test-images.sh
+
+build:
+	@$(CARGO) build --quiet
+
+demo: deps images build
+	@bash scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets --workspace -- -D warnings
+
+test: deps images lint clean-test-leftovers
+	$(CARGO) test --workspace --no-fail-fast
+
+bench: deps images
+	$(CARGO) bench
+
+# Containers/networks of an earlier run that was killed before its clean-up could run.
+clean-test-leftovers:
+	@docker ps -aq --filter label=hdt.test=1 | xargs -r docker rm -f >/dev/null
+	@docker network ls -q --filter label=hdt.test=1 | xargs -r docker network rm >/dev/null
