@@ -19,7 +19,7 @@ pub mod docker;
 pub mod drain;
 pub mod haproxy;
 pub mod mapping;
+pub mod metrics;
 pub mod ownership;
 pub mod roll;
-pub mod metrics;
 pub mod shutdown;

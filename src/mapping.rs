@@ -258,7 +258,8 @@ mod tests {
         let config = rules_config();
         // (container, labels, expected Ok(Some((server, port))) / Ok(None) / Err(field))
         type Expect = Result<Option<(&'static str, Option<u16>)>, &'static str>;
-        let cases: Vec<(&str, Vec<(&str, &str)>, Expect)> = vec![
+        type Case = (&'static str, Vec<(&'static str, &'static str)>, Expect);
+        let cases: Vec<Case> = vec![
             ("web1", vec![], Ok(None)),
             (
                 "web1",

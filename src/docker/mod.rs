@@ -20,5 +20,5 @@ pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
 pub use convert::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
 pub use error::DockerError;
 pub use events::WATCHED_ACTIONS;
-pub use watch_log::WatchStats;
 pub use types::*;
+pub use watch_log::WatchStats;

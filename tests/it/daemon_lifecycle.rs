@@ -29,7 +29,13 @@ async fn docker_restart_under_load_loses_no_request() {
     stack.wait_in_rotation(2).await;
     let report = load.stop().await;
     eprintln!("docker restart: {report:?}");
-    assert!(stack.daemon.log().contains(&format!("drain finished server={}", stack.server(2))), "the restart went through a drain");
+    assert!(
+        stack
+            .daemon
+            .log()
+            .contains(&format!("drain finished server={}", stack.server(2))),
+        "the restart went through a drain"
+    );
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
     assert!(report.ok > 100);
 }
@@ -64,22 +70,34 @@ async fn docker_kill_under_load_goes_to_maint_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_with_restart_always_is_taken_out_and_restored() {
-    let stack = Stack::start(StackOptions { restart: Some("always"), ..StackOptions::default() }).await;
+    let stack = Stack::start(StackOptions {
+        restart: Some("always"),
+        ..StackOptions::default()
+    })
+    .await;
     let load = load_on(&stack).await;
     let before = stack.apps[0].id.clone();
     // The app exits with code 3 on its own: a crash, then Docker's restart policy.
     let url = format!("{}/exit?code=3", stack.apps[0].base_url());
-    let _ = std::process::Command::new("curl").args(["-s", "-m", "2", &url]).output();
+    let _ = std::process::Command::new("curl")
+        .args(["-s", "-m", "2", &url])
+        .output();
     crate::support::wait::wait_until(Duration::from_secs(20), "the crash to be seen", || {
         let log = stack.daemon.log();
         let server = stack.server(1).to_string();
-        async move { log.lines().any(|l| l.contains("why=Died") && l.contains(&server)) }
+        async move {
+            log.lines()
+                .any(|l| l.contains("why=Died") && l.contains(&server))
+        }
     })
     .await;
     stack.wait_in_rotation(1).await;
     let report = load.stop().await;
     eprintln!("crash + restart policy: {report:?}");
-    assert_eq!(stack.apps[0].id, before, "same container, restarted by Docker");
+    assert_eq!(
+        stack.apps[0].id, before,
+        "same container, restarted by Docker"
+    );
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
 }
 
@@ -115,27 +133,47 @@ async fn recreate_gets_the_new_address_and_the_original_weight() {
 async fn operator_maint_survives_restarts() {
     let stack = Stack::start(StackOptions::default()).await;
     let client = stack.client();
-    client.set_state(&stack.server(2), AdminState::Maint).await.expect("operator sets maint");
+    client
+        .set_state(&stack.server(2), AdminState::Maint)
+        .await
+        .expect("operator sets maint");
     stack.apps[1].restart(10);
     stack.apps[1].stop(10);
     stack.apps[1].start();
     // Wait until haproxy-drain has handled both starts, then watch: it must never leave MAINT.
     let name = stack.apps[1].name().to_string();
-    crate::support::wait::wait_until(Duration::from_secs(20), "the daemon to see both starts", || {
-        let starts = stack
-            .daemon
-            .log()
-            .lines()
-            .filter(|l| l.contains("docker event") && l.contains(&name) && l.contains("action=\"start\""))
-            .count();
-        async move { starts >= 2 }
-    })
+    crate::support::wait::wait_until(
+        Duration::from_secs(20),
+        "the daemon to see both starts",
+        || {
+            let starts = stack
+                .daemon
+                .log()
+                .lines()
+                .filter(|l| {
+                    l.contains("docker event")
+                        && l.contains(&name)
+                        && l.contains("action=\"start\"")
+                })
+                .count();
+            async move { starts >= 2 }
+        },
+    )
     .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while std::time::Instant::now() < deadline {
         let state = stack.state(2).await.expect("server state");
-        assert_eq!(state.admin.as_admin_state(), AdminState::Maint, "operator's MAINT kept");
+        assert_eq!(
+            state.admin.as_admin_state(),
+            AdminState::Maint,
+            "operator's MAINT kept"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!std::fs::read_to_string(stack.daemon.state_file()).unwrap_or_default().contains("app2"), "never owned by haproxy-drain");
+    assert!(
+        !std::fs::read_to_string(stack.daemon.state_file())
+            .unwrap_or_default()
+            .contains("app2"),
+        "never owned by haproxy-drain"
+    );
 }

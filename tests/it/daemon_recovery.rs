@@ -19,20 +19,26 @@ async fn sigkill_during_a_drain_then_restart_restores_the_server() {
         let server = stack.server(1);
         async move {
             let rows = client.show_stat().await.unwrap_or_default();
-            rows.iter().any(|r| r.proxy == server.backend && r.name == server.server && r.sessions > 0)
+            rows.iter()
+                .any(|r| r.proxy == server.backend && r.name == server.server && r.sessions > 0)
         }
     })
     .await;
     let id = stack.apps[0].id.clone();
-    let stopper = std::thread::spawn(move || crate::support::docker::docker_ok(&["stop", "-t", "10", &id]));
+    let stopper =
+        std::thread::spawn(move || crate::support::docker::docker_ok(&["stop", "-t", "10", &id]));
     stack.wait_admin(1, AdminState::Drain).await;
     stack.daemon.kill_hard();
-    let record = std::fs::read_to_string(stack.daemon.state_file()).expect("state file written before the change");
+    let record = std::fs::read_to_string(stack.daemon.state_file())
+        .expect("state file written before the change");
     assert!(record.contains("app1"), "ownership recorded: {record}");
     stopper.join().expect("docker stop");
     stack.apps[0].start();
     // Nobody is watching now: the server is still out of rotation.
-    assert_ne!(stack.state(1).await.expect("state").admin.as_admin_state(), AdminState::Ready);
+    assert_ne!(
+        stack.state(1).await.expect("state").admin.as_admin_state(),
+        AdminState::Ready
+    );
     stack.daemon.restart().await;
     let state = stack.wait_in_rotation(1).await;
     let report = slow.stop().await;
@@ -41,10 +47,14 @@ async fn sigkill_during_a_drain_then_restart_restores_the_server() {
     for i in 1..=3 {
         stack.wait_in_rotation(i).await;
     }
-    wait_until(Duration::from_secs(5), "the ownership record to be cleared", || {
-        let text = std::fs::read_to_string(stack.daemon.state_file()).unwrap_or_default();
-        async move { !text.contains("app1") }
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the ownership record to be cleared",
+        || {
+            let text = std::fs::read_to_string(stack.daemon.state_file()).unwrap_or_default();
+            async move { !text.contains("app1") }
+        },
+    )
     .await;
 }
 
@@ -59,22 +69,39 @@ async fn haproxy_reload_while_stopped_puts_the_server_back_in_maint_within_a_sec
     }
     // The new worker starts from the config: app3 back to READY, until haproxy-drain notices.
     let client = stack.client();
-    let reloaded = crate::support::wait::wait_for(Duration::from_secs(10), "a new HAProxy worker", || {
-        let client = client.clone();
-        async move { client.show_info().await.ok().filter(|i| i.pid != old_pid && !i.stopping) }
-    })
-    .await;
+    let reloaded =
+        crate::support::wait::wait_for(Duration::from_secs(10), "a new HAProxy worker", || {
+            let client = client.clone();
+            async move {
+                client
+                    .show_info()
+                    .await
+                    .ok()
+                    .filter(|i| i.pid != old_pid && !i.stopping)
+            }
+        })
+        .await;
     let since = Instant::now();
     stack.wait_admin(3, AdminState::Maint).await;
     let took = since.elapsed();
-    eprintln!("reload (pid {old_pid} -> {}) corrected in {took:?}", reloaded.pid);
-    assert!(took < Duration::from_secs(1), "back in MAINT {took:?} after the reload");
+    eprintln!(
+        "reload (pid {old_pid} -> {}) corrected in {took:?}",
+        reloaded.pid
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "back in MAINT {took:?} after the reload"
+    );
     // The others are untouched and serving.
     for i in 1..=2 {
         let state = stack.state(i).await.expect("state");
         assert_eq!(state.admin.as_admin_state(), AdminState::Ready);
     }
-    assert!(stack.daemon.metrics_text().await.contains("haproxy_drain_reloads_detected_total 1"));
+    assert!(stack
+        .daemon
+        .metrics_text()
+        .await
+        .contains("haproxy_drain_reloads_detected_total 1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +125,10 @@ async fn docker_event_stream_cut_while_a_container_dies() {
     assert_ne!(state.admin.as_admin_state(), AdminState::Maint);
     proxy.resume();
     let state = stack.wait_admin(2, AdminState::Maint).await;
-    assert_ne!(state.op_state, OpState::Running, "a dead container's server does not run");
+    assert_ne!(
+        state.op_state,
+        OpState::Running,
+        "a dead container's server does not run"
+    );
     assert!(stack.daemon.log().contains("Docker event stream lost"));
 }

@@ -26,7 +26,11 @@ impl Daemon {
     }
 
     /// Like [`Daemon::start`], with extra environment (e.g. `DOCKER_HOST` through a proxy).
-    pub async fn start_with_env(haproxy_urls: &[String], extra: &[String], env: &[(&str, &str)]) -> Self {
+    pub async fn start_with_env(
+        haproxy_urls: &[String],
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("hdt-daemon-")
             .tempdir()
@@ -37,7 +41,10 @@ impl Daemon {
         let mut args = vec![
             "run".to_string(),
             format!("--state-file={}", dir.path().join("state.json").display()),
-            format!("--control-socket={}", dir.path().join("control.sock").display()),
+            format!(
+                "--control-socket={}",
+                dir.path().join("control.sock").display()
+            ),
             format!("--metrics-listen={metrics}"),
         ];
         args.extend(haproxy_urls.iter().map(|u| format!("--haproxy={u}")));
@@ -46,7 +53,10 @@ impl Daemon {
             child: None,
             dir,
             args,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             metrics,
         };
         daemon.spawn().await;
@@ -71,16 +81,26 @@ impl Daemon {
         self.child = Some(child);
         let metrics = self.metrics;
         let log = self.log_path();
-        wait_until(Duration::from_secs(20), "haproxy-drain /readyz to answer 200", || {
-            let log = log.clone();
-            async move {
-                let ready = http_status(metrics, "/readyz").await == Some(200);
-                if !ready && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("haproxy-drain: ")) {
-                    panic!("haproxy-drain failed to start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        wait_until(
+            Duration::from_secs(20),
+            "haproxy-drain /readyz to answer 200",
+            || {
+                let log = log.clone();
+                async move {
+                    let ready = http_status(metrics, "/readyz").await == Some(200);
+                    if !ready
+                        && std::fs::read_to_string(&log)
+                            .is_ok_and(|l| l.contains("haproxy-drain: "))
+                    {
+                        panic!(
+                            "haproxy-drain failed to start: {}",
+                            std::fs::read_to_string(&log).unwrap_or_default()
+                        );
+                    }
+                    ready
                 }
-                ready
-            }
-        })
+            },
+        )
         .await;
     }
 
@@ -128,7 +148,9 @@ impl Daemon {
     }
 
     pub async fn metrics_text(&self) -> String {
-        http_body(self.metrics, "/metrics").await.unwrap_or_default()
+        http_body(self.metrics, "/metrics")
+            .await
+            .unwrap_or_default()
     }
 }
 

@@ -56,7 +56,11 @@ impl Load {
                 })
             })
             .collect();
-        Self { counters, stop, tasks }
+        Self {
+            counters,
+            stop,
+            tasks,
+        }
     }
 
     pub fn ok(&self) -> u64 {
@@ -72,7 +76,12 @@ impl Load {
         LoadReport {
             ok: self.counters.ok.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
-            failures: self.counters.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            failures: self
+                .counters
+                .failures
+                .lock()
+                .map(|f| f.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -104,6 +113,9 @@ async fn get(addr: SocketAddr, path: &str) -> Result<(), String> {
     if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
         Ok(())
     } else {
-        Err(format!("status: {}", head.lines().next().unwrap_or("<empty reply>")))
+        Err(format!(
+            "status: {}",
+            head.lines().next().unwrap_or("<empty reply>")
+        ))
     }
 }

@@ -93,9 +93,17 @@ impl Stack {
             config = config.global(line.clone());
         }
         let haproxy = HaproxyFixture::start_with(config).await;
-        let env: Vec<(&str, &str)> = options.daemon_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let daemon =
-            Daemon::start_with_env(&[haproxy.admin_url().to_string()], &options.daemon_flags, &env).await;
+        let env: Vec<(&str, &str)> = options
+            .daemon_env
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let daemon = Daemon::start_with_env(
+            &[haproxy.admin_url().to_string()],
+            &options.daemon_flags,
+            &env,
+        )
+        .await;
         let stack = Self {
             daemon,
             haproxy,
@@ -105,10 +113,12 @@ impl Stack {
             frontend: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         for i in 1..=options.apps {
-            stack.wait_state(i, "every server UP before the test", |s| {
-                s.admin.as_admin_state() == AdminState::Ready && s.op_state == haproxy_drain::haproxy::OpState::Running
-            })
-            .await;
+            stack
+                .wait_state(i, "every server UP before the test", |s| {
+                    s.admin.as_admin_state() == AdminState::Ready
+                        && s.op_state == haproxy_drain::haproxy::OpState::Running
+                })
+                .await;
         }
         stack
     }
@@ -158,7 +168,9 @@ impl Stack {
     }
 
     pub async fn wait_admin(&self, i: usize, admin: AdminState) -> ServerState {
-        self.wait_state(i, &format!("admin state {admin}"), |s| s.admin.as_admin_state() == admin)
-            .await
+        self.wait_state(i, &format!("admin state {admin}"), |s| {
+            s.admin.as_admin_state() == admin
+        })
+        .await
     }
 }
