@@ -9,6 +9,7 @@ use haproxy_drain::haproxy::{
 };
 
 use crate::haproxy_client::{command_error, start_standard, web};
+use crate::support::haproxy::{HaproxyConfig, HaproxyFixture};
 
 #[tokio::test]
 async fn operator_and_user_sockets_refuse_changes_with_an_admin_hint() {
@@ -188,4 +189,29 @@ async fn names_that_would_inject_commands_are_not_sent() {
     assert_eq!(client.get_weight(&web(2)).await.unwrap().current, 100);
     let addr: HaproxyAddr = haproxy.admin_url().to_string().parse().unwrap();
     assert_eq!(addr, haproxy.admin_url());
+}
+
+#[tokio::test]
+async fn a_state_file_dumped_before_reload_restores_weight_and_drain() {
+    let config = HaproxyConfig::new(
+        "backend be\n    server web1 127.0.0.1:9 weight 100\n    server web2 127.0.0.1:9 weight 100\n",
+    )
+    .global("server-state-file {dir}/server-state")
+    .defaults("load-server-state-from-file global");
+    let mut haproxy = HaproxyFixture::start_with(config).await;
+    let client = haproxy.admin_client();
+    client
+        .set_weight(&web(1), WeightSpec::Absolute(30))
+        .await
+        .unwrap();
+    client.set_state(&web(2), AdminState::Drain).await.unwrap();
+
+    // HAProxy never writes the file itself: dump `show servers state` right before reloading.
+    let dump = client.raw("show servers state").await.unwrap();
+    std::fs::write(haproxy.dir().join("server-state"), dump).unwrap();
+    haproxy.reload().await;
+
+    let servers = client.show_servers_state(Some("be")).await.unwrap();
+    assert_eq!((servers[0].weight, servers[0].initial_weight), (30, 100));
+    assert!(servers[1].admin.is_drain(), "{:?}", servers[1]);
 }

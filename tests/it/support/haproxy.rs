@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 
-/// What to put into the generated config besides the fixed sockets.
+/// What to put into the generated config besides the fixed sockets. `{dir}` anywhere in these
+/// lines becomes the fixture's temp dir (e.g. `server-state-file {dir}/state`).
 #[derive(Debug, Clone, Default)]
 pub struct HaproxyConfig {
     /// Backend/frontend/listen sections, verbatim.
@@ -70,10 +71,7 @@ impl HaproxyFixture {
             .tempdir()
             .expect("create temp dir for haproxy");
         let tcp_port = free_loopback_port();
-        let mut fixture_config = config;
-        fixture_config.sections = fixture_config
-            .sections
-            .replace("{dir}", &dir.path().display().to_string());
+        let fixture_config = config;
         std::fs::write(
             dir.path().join("haproxy.cfg"),
             render_config(dir.path(), tcp_port, &fixture_config),
@@ -159,7 +157,7 @@ impl HaproxyFixture {
 
     /// Replaces the proxy sections in the config file (takes effect on the next reload).
     pub fn rewrite_sections(&mut self, sections: &str) {
-        self.config.sections = sections.replace("{dir}", &self.dir().display().to_string());
+        self.config.sections = sections.to_string();
         std::fs::write(
             self.config_path(),
             render_config(self.dir(), self.tcp_port, &self.config),
@@ -267,6 +265,7 @@ fn render_config(dir: &Path, tcp_port: u16, config: &HaproxyConfig) -> String {
         indent(&config.extra_defaults),
         config.sections,
     )
+    .replace("{dir}", &dir.to_string())
 }
 
 /// A loopback HTTP server answering `200 ok` to every request; stops on drop.
