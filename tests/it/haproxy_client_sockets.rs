@@ -144,6 +144,17 @@ async fn master_cli_addresses_workers_and_reload_resets_runtime_state() {
         30
     );
 
+    // Pipelining works through the master too: every line carries its own `@1 ` prefix.
+    let reads: Vec<Command> = (0..100)
+        .map(|i| Command::GetWeight(web(i % 3 + 1)))
+        .collect();
+    let results = via_master.batch(&reads).await.unwrap();
+    assert_eq!(results.len(), 100);
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Reply::Weight(_)))),
+        "{results:?}"
+    );
+
     let by_pid = Client::new(
         haproxy
             .master_url()
