@@ -84,6 +84,12 @@ impl Daemon {
         Self { child, dir }
     }
 
+    /// Stops the daemon now (SIGKILL), e.g. to measure something without it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("control.sock")
     }

@@ -1,0 +1,154 @@
+//! `haproxy-drain roll` vs the classic deploy loop, on 3 containers under the same load.
+//!
+//! `cargo bench --bench roll_vs_classic` builds one world (3 healthchecked testapp containers on a
+//! user network, a real HAProxy, `haproxy-drain run`, a load generator of 6 workers each looping
+//! `GET /?delay_ms=20` with a new connection per request), then measures, one after another:
+//!
+//! 1. `haproxy-drain roll a b c` (restart: drain, stop, start, health-gated restore);
+//! 2. `haproxy-drain roll a b c --image v2` (the same with a recreate);
+//! 3. the classic loop, with the daemon stopped so it cannot help: per container
+//!    `set weight 0` → `sleep 5` → `docker restart` → `set weight <original>`.
+//!
+//! Twice: with an app that listens at once after `start`, and with one that needs 1.5 s
+//! (`STARTUP_DELAY_MS`), like most real apps. Each phase gets a fresh load generator; it prints
+//! markdown tables (wall time, requests served, failed) for docs/benchmarks.md.
+
+#[path = "../tests/it/roll_world.rs"]
+mod roll_world;
+
+/// The test fixtures, at the paths `roll_world` expects (`crate::support::…`).
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use haproxy_drain::haproxy::types::WeightSpec;
+use roll_world::{blocking, Load, Tally, World, WEIGHT};
+use support::docker::{docker, IMAGE_HC, IMAGE_V2};
+
+/// The classic method's fixed wait for in-flight requests, per container.
+const CLASSIC_SLEEP: Duration = Duration::from_secs(5);
+const WORKERS: usize = 6;
+const PATH: &str = "/?delay_ms=20";
+
+struct Row {
+    method: String,
+    wall: Duration,
+    tally: Tally,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let instant = scenario(&[("ON_SIGTERM", "exit")], true).await;
+    print_table("app listens at once after start", &instant);
+    // Most real apps need a while after `start` before they accept connections.
+    let slow = scenario(
+        &[("ON_SIGTERM", "exit"), ("STARTUP_DELAY_MS", "1500")],
+        false,
+    )
+    .await;
+    print_table("app needs 1.5 s after start to listen", &slow);
+}
+
+/// One fresh world: the roll(s), then the classic loop with the daemon stopped.
+async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
+    let mut world = World::start(3, IMAGE_HC, env).await;
+    let mut rows = vec![measure_roll(&world, "haproxy-drain roll (restart)", &[]).await];
+    world.wait_all_in_rotation(Duration::from_secs(30)).await;
+    if with_image {
+        let image = ["--image", IMAGE_V2];
+        rows.push(measure_roll(&world, "haproxy-drain roll --image (recreate)", &image).await);
+        world.wait_all_in_rotation(Duration::from_secs(30)).await;
+    }
+    // Without the daemon: nothing drains on the Docker events, as in a plain deploy script.
+    world.daemon.kill();
+    rows.push(measure_classic(&world).await);
+    rows
+}
+
+fn print_table(title: &str, rows: &[Row]) {
+    println!("\n{title}:\n");
+    println!("| method | wall time | requests served | failed requests |");
+    println!("|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {:.2} s | {} | {} |",
+            row.method,
+            row.wall.as_secs_f64(),
+            row.tally.ok,
+            row.tally.failed
+        );
+        if !row.tally.errors.is_empty() {
+            eprintln!(
+                "{} failures (first ones): {:?}",
+                row.method, row.tally.errors
+            );
+        }
+    }
+}
+
+async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
+    let load = Load::start(world.frontend, WORKERS, PATH);
+    let mut args: Vec<String> = vec!["roll".into()];
+    args.extend(world.names());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend(["--timeout".to_string(), "60s".to_string()]);
+    let socket = world.daemon.socket();
+    let started = Instant::now();
+    let output = blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .args(&args)
+            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
+            .output()
+            .expect("CLI runs")
+    })
+    .await;
+    let wall = started.elapsed();
+    let tally = load.stop().await;
+    assert!(
+        output.status.success(),
+        "{method} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Row {
+        method: method.to_string(),
+        wall,
+        tally,
+    }
+}
+
+async fn measure_classic(world: &World) -> Row {
+    let client = world.haproxy_client();
+    let load = Load::start(world.frontend, WORKERS, PATH);
+    let started = Instant::now();
+    for index in 0..world.containers.len() {
+        let server = world.server(index);
+        client
+            .set_weight(&server, WeightSpec::Absolute(0))
+            .await
+            .expect("set weight 0");
+        // The method under test: a fixed wait instead of watching the sessions.
+        tokio::time::sleep(CLASSIC_SLEEP).await;
+        let name = world.name(index);
+        blocking(move || docker(&["restart", &name]).expect("docker restart")).await;
+        client
+            .set_weight(&server, WeightSpec::Absolute(WEIGHT))
+            .await
+            .expect("restore weight");
+    }
+    let wall = started.elapsed();
+    let tally = load.stop().await;
+    Row {
+        method: "classic: weight 0, sleep 5, docker restart, weight back".to_string(),
+        wall,
+        tally,
+    }
+}
