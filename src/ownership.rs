@@ -36,13 +36,22 @@ struct File {
     version: u32,
     /// Keyed by `backend/server`.
     servers: BTreeMap<String, Ownership>,
+    /// Servers haproxy-drain added with `add server` (deleted again when their container goes).
+    #[serde(default)]
+    dynamic: Vec<String>,
 }
 
 /// The persisted map, shared by every server task.
 #[derive(Debug)]
 pub struct OwnershipStore {
     path: Option<PathBuf>,
-    servers: Mutex<BTreeMap<ServerId, Ownership>>,
+    servers: Mutex<Records>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Records {
+    held: BTreeMap<ServerId, Ownership>,
+    dynamic: std::collections::BTreeSet<ServerId>,
 }
 
 impl OwnershipStore {
@@ -50,7 +59,7 @@ impl OwnershipStore {
     pub fn open(path: Option<PathBuf>) -> Result<Self, OwnershipError> {
         let servers = match &path {
             Some(path) => load(path)?,
-            None => BTreeMap::new(),
+            None => Records::default(),
         };
         Ok(Self {
             path,
@@ -59,40 +68,59 @@ impl OwnershipStore {
     }
 
     pub async fn get(&self, id: &ServerId) -> Option<Ownership> {
-        self.servers.lock().await.get(id).cloned()
+        self.servers.lock().await.held.get(id).cloned()
     }
 
     pub async fn all(&self) -> BTreeMap<ServerId, Ownership> {
-        self.servers.lock().await.clone()
+        self.servers.lock().await.held.clone()
     }
 
     pub async fn save(&self, id: &ServerId, ownership: Ownership) -> Result<(), OwnershipError> {
-        let mut servers = self.servers.lock().await;
-        if servers.get(id) == Some(&ownership) {
+        let mut records = self.servers.lock().await;
+        if records.held.get(id) == Some(&ownership) {
             return Ok(());
         }
-        servers.insert(id.clone(), ownership);
-        self.persist(&servers)
+        records.held.insert(id.clone(), ownership);
+        self.persist(&records)
     }
 
     pub async fn forget(&self, id: &ServerId) -> Result<(), OwnershipError> {
-        let mut servers = self.servers.lock().await;
-        if servers.remove(id).is_none() {
+        let mut records = self.servers.lock().await;
+        if records.held.remove(id).is_none() {
             return Ok(());
         }
-        self.persist(&servers)
+        self.persist(&records)
     }
 
-    fn persist(&self, servers: &BTreeMap<ServerId, Ownership>) -> Result<(), OwnershipError> {
+    pub async fn is_dynamic(&self, id: &ServerId) -> bool {
+        self.servers.lock().await.dynamic.contains(id)
+    }
+
+    pub async fn set_dynamic(&self, id: &ServerId, dynamic: bool) -> Result<(), OwnershipError> {
+        let mut records = self.servers.lock().await;
+        let changed = if dynamic {
+            records.dynamic.insert(id.clone())
+        } else {
+            records.dynamic.remove(id)
+        };
+        if changed {
+            self.persist(&records)?;
+        }
+        Ok(())
+    }
+
+    fn persist(&self, records: &Records) -> Result<(), OwnershipError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         let file = File {
             version: FORMAT_VERSION,
-            servers: servers
+            servers: records
+                .held
                 .iter()
                 .map(|(id, o)| (id.to_string(), o.clone()))
                 .collect(),
+            dynamic: records.dynamic.iter().map(|id| id.to_string()).collect(),
         };
         let write_err = |source| OwnershipError::Write {
             path: path.display().to_string(),
@@ -117,10 +145,10 @@ impl OwnershipStore {
     }
 }
 
-fn load(path: &Path) -> Result<BTreeMap<ServerId, Ownership>, OwnershipError> {
+fn load(path: &Path) -> Result<Records, OwnershipError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Records::default()),
         Err(source) => {
             return Err(OwnershipError::Read {
                 path: path.display().to_string(),
@@ -136,14 +164,17 @@ fn load(path: &Path) -> Result<BTreeMap<ServerId, Ownership>, OwnershipError> {
     if file.version != FORMAT_VERSION {
         return Err(corrupt(format!("unknown format version {}", file.version)));
     }
-    file.servers
-        .into_iter()
-        .map(|(key, o)| {
-            ServerId::parse(&key)
-                .map(|id| (id, o))
-                .ok_or_else(|| corrupt(format!("'{key}' is not backend/server")))
-        })
-        .collect()
+    let id = |key: &str| {
+        ServerId::parse(key).ok_or_else(|| corrupt(format!("'{key}' is not backend/server")))
+    };
+    let mut records = Records::default();
+    for (key, ownership) in file.servers {
+        records.held.insert(id(&key)?, ownership);
+    }
+    for key in file.dynamic {
+        records.dynamic.insert(id(&key)?);
+    }
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -175,10 +206,16 @@ mod tests {
             .await
             .unwrap();
         store.forget(&ServerId::new("be", "web2")).await.unwrap();
+        store
+            .set_dynamic(&ServerId::new("be", "dyn"), true)
+            .await
+            .unwrap();
         drop(store);
         let again = OwnershipStore::open(Some(path)).unwrap();
         assert_eq!(again.get(&id).await, Some(record(7)));
         assert_eq!(again.all().await.len(), 1);
+        assert!(again.is_dynamic(&ServerId::new("be", "dyn")).await);
+        assert!(!again.is_dynamic(&id).await);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 
 use crate::drain::Observed;
 use crate::haproxy::parse::parse_stat;
@@ -18,9 +19,14 @@ use crate::metrics::Metrics;
 /// `srv_check_state` bit: health checks are configured for the server.
 const CHECK_CONFIGURED: u32 = 0x2;
 
+/// HAProxy serves at most `stats maxconn` (default 10) runtime API connections at once and
+/// refuses the rest (EAGAIN); stay well under it, whatever the number of busy servers.
+const MAX_CONNECTIONS_PER_HAPROXY: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Fleet {
     clients: Arc<Vec<Client>>,
+    limits: Arc<Vec<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -33,8 +39,13 @@ pub struct Snapshot {
 
 impl Fleet {
     pub fn new(clients: Vec<Client>, metrics: Arc<Metrics>) -> Self {
+        let limits = clients
+            .iter()
+            .map(|_| Semaphore::new(MAX_CONNECTIONS_PER_HAPROXY))
+            .collect();
         Self {
             clients: Arc::new(clients),
+            limits: Arc::new(limits),
             metrics,
         }
     }
@@ -45,10 +56,12 @@ impl Fleet {
 
     /// Runs one command on every HAProxy concurrently; one result per HAProxy, in order.
     pub async fn apply(&self, command: &Command) -> Vec<Result<Reply, HaproxyError>> {
-        join_all(self.clients.iter().map(|c| self.timed(c, command))).await
+        join_all((0..self.clients.len()).map(|i| self.timed(i, command))).await
     }
 
-    async fn timed(&self, client: &Client, command: &Command) -> Result<Reply, HaproxyError> {
+    async fn timed(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
+        let client = &self.clients[index];
+        let _permit = self.limits[index].acquire().await;
         let started = Instant::now();
         let result = client.call(command.clone()).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -60,27 +73,42 @@ impl Fleet {
     /// `show servers state` and `show stat` from every HAProxy, each in one round trip.
     pub async fn snapshots(&self) -> Vec<Result<Snapshot, HaproxyError>> {
         let commands = [Command::ShowServersState(None), Command::ShowStat];
-        join_all(self.clients.iter().map(|client| async {
-            let started = Instant::now();
-            let result = client.batch(&commands).await;
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            self.metrics
-                .haproxy_command("show_servers_state", outcome, started.elapsed());
-            let mut snapshot = Snapshot::default();
-            for reply in result? {
-                match reply? {
-                    Reply::ServersState(states) => snapshot.states = states,
-                    Reply::Stat(stats) => snapshot.stats = stats,
-                    _ => {}
-                }
-            }
-            Ok(snapshot)
-        }))
+        join_all(
+            self.clients
+                .iter()
+                .zip(self.limits.iter())
+                .map(|(client, limit)| async {
+                    let _permit = limit.acquire().await;
+                    let started = Instant::now();
+                    let result = client.batch(&commands).await;
+                    let outcome = if result.is_ok() { "ok" } else { "error" };
+                    self.metrics
+                        .haproxy_command("show_servers_state", outcome, started.elapsed());
+                    let mut snapshot = Snapshot::default();
+                    for reply in result? {
+                        match reply? {
+                            Reply::ServersState(states) => snapshot.states = states,
+                            Reply::Stat(stats) => snapshot.stats = stats,
+                            _ => {}
+                        }
+                    }
+                    Ok(snapshot)
+                }),
+        )
         .await
     }
 
     pub async fn infos(&self) -> Vec<Result<Info, HaproxyError>> {
-        join_all(self.clients.iter().map(|c| c.show_info())).await
+        join_all(
+            self.clients
+                .iter()
+                .zip(self.limits.iter())
+                .map(|(client, limit)| async {
+                    let _permit = limit.acquire().await;
+                    client.show_info().await
+                }),
+        )
+        .await
     }
 
     /// `show servers state <backend>` on every HAProxy, merged for one server.

@@ -47,6 +47,8 @@ pub struct Hub {
     pub(super) containers: HashMap<String, KnownContainer>,
     pub(super) reported_bad: HashSet<String>,
     pub(super) last_states: HashMap<ServerId, Vec<ServerState>>,
+    /// Backends any HAProxy has, from the last reconciliation (`None` before the first).
+    pub(super) backends: Option<HashSet<String>>,
     pub(super) haproxy_seen: Vec<Option<(u32, u64)>>,
 }
 
@@ -60,6 +62,7 @@ impl Hub {
             containers: HashMap::new(),
             reported_bad: HashSet::new(),
             last_states: HashMap::new(),
+            backends: None,
             haproxy_seen: vec![None; n],
         }
     }
@@ -116,6 +119,18 @@ impl Hub {
         labels: &HashMap<String, String>,
     ) -> Option<Mapping> {
         match mapping::resolve(name, labels, &self.ctx.config) {
+            Ok(Some(mapping))
+                if self
+                    .backends
+                    .as_ref()
+                    .is_some_and(|b| !b.contains(&mapping.server.backend)) =>
+            {
+                if self.reported_bad.insert(id.to_string()) {
+                    self.ctx.metrics.config_error("missing_backend");
+                    tracing::error!(container = name, server = %mapping.server, "no HAProxy has this backend; the container is skipped (fix the label/rule or haproxy.cfg)");
+                }
+                None
+            }
             Ok(mapping) => mapping,
             Err(error) => {
                 if self.reported_bad.insert(id.to_string()) {
@@ -216,11 +231,13 @@ impl Hub {
         }
         let shared = Arc::new(Mutex::new(ServerSnapshot::default()));
         let owned = self.ctx.store.get(server).await;
+        let dynamic = self.ctx.store.is_dynamic(server).await;
         let tx = ServerTask::spawn(
             server.clone(),
             self.ctx.clone(),
             mapping.clone(),
             owned,
+            dynamic,
             shared.clone(),
             self.shutdown.clone(),
         );

@@ -5,7 +5,7 @@
 //! back, and every `reconcile_interval`. It never acts on partial truth: without a container list
 //! or without any HAProxy answering, it does nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +47,17 @@ impl Hub {
             return;
         }
         let grouped = group_states(&answered);
+        let backends: HashSet<String> = answered
+            .iter()
+            .flat_map(|s| s.stats.iter())
+            .filter(|r| r.kind == RowKind::Backend)
+            .map(|r| r.proxy.clone())
+            .collect();
+        if self.backends.as_ref() != Some(&backends) {
+            // A reload may have added the backend a container was skipped for.
+            self.reported_bad.clear();
+            self.backends = Some(backends);
+        }
 
         // Each server's container: a running one wins over stopped leftovers.
         let mut wanted: HashMap<ServerId, (Mapping, Option<ContainerInfo>)> = HashMap::new();

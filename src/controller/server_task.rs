@@ -145,14 +145,17 @@ impl ServerTask {
         ctx: Arc<Context>,
         mapping: Mapping,
         owned: Option<Ownership>,
+        dynamic: bool,
         shared: Arc<Mutex<ServerSnapshot>>,
         shutdown: Shutdown,
     ) -> mpsc::Sender<ServerMsg> {
         let (tx, rx) = mpsc::channel(64);
         let settings = ctx.machine_settings(&mapping);
+        let mut machine = Machine::new(settings, owned);
+        machine.set_dynamic(dynamic);
         let task = ServerTask {
             id,
-            machine: Machine::new(settings, owned),
+            machine,
             ctx,
             mapping,
             container: None,
@@ -232,6 +235,13 @@ impl ServerTask {
     async fn on_started(&mut self, container_id: &str) {
         self.refresh_before_acting().await;
         match self.ctx.docker.inspect(container_id).await {
+            Ok(Some(info)) if info.running && self.observed.is_none() => {
+                // A server HAProxy does not have yet: the Sync path adds it and gates it.
+                let reference = container_ref(&info, &self.mapping);
+                let observed = self.ctx.fleet.observe(&self.id).await.ok().flatten();
+                let mapping = self.mapping.clone();
+                self.on_sync(mapping, Some(reference), true, observed).await;
+            }
             Ok(Some(info)) if info.running => {
                 let reference = container_ref(&info, &self.mapping);
                 let addr = reference.ip.map(|ip| (ip, self.mapping.port));
@@ -345,7 +355,11 @@ impl ServerTask {
             since_unix_ms: clock().unix_ms,
         };
         self.save_ownership(ownership.clone()).await;
+        if let Err(error) = self.ctx.store.set_dynamic(&self.id, true).await {
+            tracing::error!(server = %self.id, %error, "cannot record the dynamic server");
+        }
         self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), Some(ownership));
+        self.machine.set_dynamic(true);
         tracing::info!(server = %self.id, weight, checks, "added server dynamically");
         self.ctx.fleet.observe(&self.id).await.ok().flatten()
     }
@@ -420,7 +434,12 @@ impl ServerTask {
                 self.apply(Command::ShutdownSessions(id)).await;
             }
             Action::DelServer => {
-                self.apply(Command::DelServer(id)).await;
+                if self.apply(Command::DelServer(id)).await {
+                    self.observed = None;
+                }
+                if let Err(error) = self.ctx.store.set_dynamic(&self.id, false).await {
+                    tracing::error!(server = %self.id, %error, "cannot update the state file");
+                }
             }
             Action::PollSessions => match self.ctx.fleet.sessions(&self.id).await {
                 Ok(n) => return Some(Input::Sessions(n)),

@@ -54,6 +54,8 @@ pub struct Machine {
     last_sessions: u64,
     started_at: Option<Instant>,
     gate_started: Option<Instant>,
+    /// haproxy-drain added this server (`add server`): delete it when its container is removed.
+    dynamic: bool,
 }
 
 impl Machine {
@@ -68,6 +70,7 @@ impl Machine {
             last_sessions: 0,
             started_at: None,
             gate_started: None,
+            dynamic: false,
         }
     }
 
@@ -77,6 +80,11 @@ impl Machine {
 
     pub fn set_settings(&mut self, settings: MachineSettings) {
         self.settings = settings;
+    }
+
+    /// Marks the server as added by haproxy-drain (it outlives any single ownership record).
+    pub fn set_dynamic(&mut self, dynamic: bool) {
+        self.dynamic = dynamic;
     }
 
     pub fn ownership(&self) -> Option<&Ownership> {
@@ -188,7 +196,8 @@ impl Machine {
             Input::Destroyed => {
                 self.died(clock, &mut out);
                 self.container = Some(ContainerState::Absent);
-                if self.owned.as_ref().is_some_and(|o| o.dynamic) {
+                if self.dynamic || self.owned.as_ref().is_some_and(|o| o.dynamic) {
+                    self.dynamic = false;
                     out.push(Action::DelServer);
                     out.push(Action::Disown);
                     self.owned = None;
@@ -256,7 +265,7 @@ impl Machine {
                     },
                     prior_weight: prior.map(|o| o.weight),
                     sticky,
-                    dynamic: false,
+                    dynamic: self.dynamic,
                     trigger,
                     since_unix_ms: clock.unix_ms,
                 });

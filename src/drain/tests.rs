@@ -604,3 +604,19 @@ fn a_fresh_read_before_acting_respects_a_new_operator_maint() {
         ],
     );
 }
+
+#[test]
+fn a_dynamic_server_is_deleted_even_after_a_restore() {
+    let t0 = Instant::now();
+    let clock = |ms: u64| Clock {
+        now: t0 + Duration::from_millis(ms),
+        unix_ms: ms,
+    };
+    let mut m = Machine::new(settings(DrainMode::Drain), None);
+    m.set_dynamic(true);
+    m.handle(sync(running(OLD_IP), observed(Ready, 9, false)), clock(0));
+    m.handle(stop(), clock(1));
+    m.handle(Input::Died, clock(2));
+    let actions = m.handle(Input::Destroyed, clock(3));
+    assert!(actions.contains(&Action::DelServer), "{actions:?}");
+}

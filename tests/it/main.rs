@@ -14,6 +14,7 @@ mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
 mod daemon_lifecycle;
+mod daemon_mapping;
 mod daemon_recovery;
 mod support;
 mod haproxy_client;

@@ -95,7 +95,8 @@ fn fail(counters: &Counters, reason: String) {
     }
 }
 
-async fn get(addr: SocketAddr, path: &str) -> Result<(), String> {
+/// One GET; `Ok` only for a 200.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<(), String> {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
