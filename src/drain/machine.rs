@@ -538,6 +538,12 @@ impl Machine {
     }
 
     fn gate(&mut self, passed: bool, clock: Clock, out: &mut Vec<Action>) {
+        let sticky = self.owned.as_ref().is_some_and(|o| o.sticky);
+        if self.phase == Phase::Held && passed && self.container_running() && !sticky {
+            // Healthy again (Docker said so) after an unhealthy drain: confirm through the gate.
+            self.enter_gating(clock, out);
+            return;
+        }
         let Phase::Gating {
             deadline,
             timeout_reported,

@@ -620,3 +620,50 @@ fn a_dynamic_server_is_deleted_even_after_a_restore() {
     let actions = m.handle(Input::Destroyed, clock(3));
     assert!(actions.contains(&Action::DelServer), "{actions:?}");
 }
+
+#[test]
+fn unhealthy_drains_and_healthy_again_restores() {
+    check(
+        DrainMode::Drain,
+        None,
+        vec![
+            (
+                0,
+                sync(running(OLD_IP), observed(Ready, 10, true)),
+                vec![],
+                "in_rotation",
+            ),
+            (
+                1,
+                stop(),
+                vec![
+                    A::Own(Ready, Some(10), false),
+                    A::Admin(Drain),
+                    A::Started,
+                    A::Poll,
+                ],
+                "draining",
+            ),
+            (
+                2,
+                Input::Sessions(0),
+                vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)],
+                "held",
+            ),
+            (3, Input::Gate { passed: false }, vec![], "held"),
+            (900, Input::Gate { passed: true }, vec![A::Probe], "gating"),
+            (
+                901,
+                Input::Gate { passed: true },
+                vec![A::Admin(Drain)],
+                "warming",
+            ),
+            (
+                1000,
+                Input::HaproxyCheck { passed: true },
+                vec![A::Admin(Ready), A::Disown, A::Restored],
+                "in_rotation",
+            ),
+        ],
+    );
+}

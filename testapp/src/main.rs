@@ -8,7 +8,7 @@
 //!   finish in-flight requests, exit 0). SIGINT and SIGUSR1 behave like SIGTERM.
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
 //!
-//! Paths: `/health` → `ok`; `/inflight` → `in_flight=N` (other requests in progress);
+//! Paths: `/health` → `ok` (`/health/fail` and `/health/ok` break and mend it at run time); `/inflight` → `in_flight=N` (other requests in progress);
 //! `/exit?code=N` → answers, then exits with N (a crash on demand);
 //! anything else → `instance=<name> version=<v> path=<path>`.
 //!
@@ -20,13 +20,15 @@ mod signals;
 
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 /// Requests being processed right now: a graceful shutdown waits for this to reach 0.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Set by `/health/fail`, cleared by `/health/ok`: a container that turns unhealthy on demand.
+static HEALTH_BROKEN: AtomicBool = AtomicBool::new(false);
 
 struct Settings {
     port: u16,
@@ -178,7 +180,17 @@ fn respond(request: &http::Request, settings: &Settings) -> (u16, String, Option
         .map(Duration::from_millis)
         .unwrap_or(settings.default_delay);
     match request.path.as_str() {
-        "/health" if settings.fail_health => (500, "failing on purpose\n".into(), None),
+        "/health" if settings.fail_health || HEALTH_BROKEN.load(Ordering::SeqCst) => {
+            (500, "failing on purpose\n".into(), None)
+        }
+        "/health/fail" => {
+            HEALTH_BROKEN.store(true, Ordering::SeqCst);
+            (200, "health now fails\n".into(), None)
+        }
+        "/health/ok" => {
+            HEALTH_BROKEN.store(false, Ordering::SeqCst);
+            (200, "health now passes\n".into(), None)
+        }
         "/health" => (200, "ok\n".into(), None),
         // Other requests in progress (this one excluded), so a test can tell a request is in flight.
         "/inflight" => {

@@ -177,3 +177,52 @@ async fn operator_maint_survives_restarts() {
         "never owned by haproxy-drain"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_drains_and_healthy_again_restores() {
+    let stack = Stack::start(StackOptions {
+        image: crate::support::docker::IMAGE_HC,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.apps[0].wait_healthy(Duration::from_secs(20));
+    let base = stack.apps[0].base_url();
+    let curl = |path: &str| {
+        let url = format!("{base}{path}");
+        std::process::Command::new("curl")
+            .args(["-sf", "-m", "2", &url])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(curl("/health/fail"));
+    // Docker reports `health_status: unhealthy`; haproxy-drain drains, then holds it in MAINT.
+    stack.wait_admin(1, AdminState::Maint).await;
+    assert!(curl("/health/ok"));
+    let state = stack.wait_in_rotation(1).await;
+    assert_eq!(state.weight, WEIGHT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_cleanly() {
+    let mut stack = Stack::start(StackOptions {
+        apps: 1,
+        ..StackOptions::default()
+    })
+    .await;
+    let socket = stack.daemon.control_socket();
+    assert!(socket.exists());
+    let started = std::time::Instant::now();
+    let code = stack.daemon.terminate();
+    assert_eq!(code, Some(0), "clean exit on SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "prompt: {:?}",
+        started.elapsed()
+    );
+    assert!(!socket.exists(), "control socket removed");
+    // HAProxy is left as it was: in rotation.
+    assert_eq!(
+        stack.state(1).await.expect("state").admin.as_admin_state(),
+        AdminState::Ready
+    );
+}
