@@ -1,144 +1,16 @@
-//! The control API's shape against a fake controller task: statuses per error, JSON bodies,
-//! socket file mode and permissions, the TCP bearer token, rolls through the API.
+//! The control API's shape against a fake controller task: a status per error, JSON bodies,
+//! typed answers through the client, shutdown.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use haproxy_drain::api::client::{ClientError, ControlClient};
 use haproxy_drain::api::wire::{DrainBody, ErrorBody, ReadyBody};
-use haproxy_drain::api::{serve_tcp, serve_unix, ApiState, ListenError, SOCKET_MODE};
-use haproxy_drain::controller::handle::{
-    ControlError, ControlRequest, DrainReport, ReadyReport, ServerView,
-};
-use haproxy_drain::controller::{ControllerHandle, Owner, Target};
-use haproxy_drain::haproxy::types::ServerId;
-use haproxy_drain::shutdown::{self, Shutdown, ShutdownTrigger};
+use haproxy_drain::controller::handle::ControlError;
+use haproxy_drain::controller::ControllerHandle;
 use hyper::{Method, StatusCode};
 use tokio::sync::mpsc;
 
-/// The uid of `nobody`: a client without permission on a root-owned 0660 socket.
-const NOBODY: u32 = 65534;
-
-fn server(name: &str) -> ServerId {
-    ServerId::new("be", name)
-}
-
-fn view(name: &str) -> ServerView {
-    ServerView {
-        backend: "be".into(),
-        server: name.into(),
-        container: Some(format!("{name}-container")),
-        addr: "172.18.0.2".into(),
-        port: Some(8080),
-        state: "UP".into(),
-        weight: 10,
-        initial_weight: 10,
-        sessions: 2,
-        check: "L7OK".into(),
-        owner: Owner::None,
-        phase: "in_rotation".into(),
-    }
-}
-
-/// The error the fake controller answers for a target named like it.
-fn scripted_error(target: &Target) -> Option<ControlError> {
-    let name = match target {
-        Target::Container(name) => name.as_str(),
-        Target::Server(id) => id.server.as_str(),
-    };
-    Some(match name {
-        "missing" => ControlError::NotFound(target.to_string()),
-        "last" => ControlError::Budget {
-            server: server("last"),
-            backend: "be".into(),
-            ready_after: 0,
-            max_out: 0,
-        },
-        "busy" => ControlError::Conflict("a roll holds it".into()),
-        "slow" => ControlError::DrainTimeout {
-            server: server("slow"),
-            sessions_left: 3,
-            waited_ms: 100,
-        },
-        "sick" => ControlError::ReadyTimeout {
-            server: server("sick"),
-            waited_ms: 100,
-            reason: "unhealthy".into(),
-        },
-        "refused" => ControlError::Haproxy("Permission denied".into()),
-        "gone" => ControlError::Unavailable,
-        _ => return None,
-    })
-}
-
-fn fake_controller() -> ControllerHandle {
-    let (tx, mut rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Some(request) = rx.recv().await {
-            match request {
-                ControlRequest::Status { reply } => {
-                    let _ = reply.send(vec![view("web1"), view("web2")]);
-                }
-                ControlRequest::Drain { request, reply } => {
-                    let answer = match scripted_error(&request.target) {
-                        Some(error) => Err(error),
-                        None => Ok(DrainReport {
-                            server: server("web1"),
-                            container: Some("web1-container".into()),
-                            drained: request.wait,
-                            sessions_left: if request.wait { 0 } else { 2 },
-                            elapsed_ms: 5,
-                        }),
-                    };
-                    let _ = reply.send(answer);
-                }
-                ControlRequest::Ready { request, reply } => {
-                    let answer = match scripted_error(&request.target) {
-                        Some(error) => Err(error),
-                        None => Ok(ReadyReport {
-                            server: server("web1"),
-                            container: None,
-                            in_rotation: true,
-                            elapsed_ms: 5,
-                        }),
-                    };
-                    let _ = reply.send(answer);
-                }
-            }
-        }
-    });
-    ControllerHandle::new(tx)
-}
-
-struct Served {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    _trigger: ShutdownTrigger,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn serve(controller: ControllerHandle) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    // Traversable by others, so that only the socket's own mode decides who may connect.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let socket = dir.path().join("run/control.sock");
-    let (trigger, listener) = shutdown::channel();
-    let state = ApiState {
-        controller,
-        rolls: None,
-    };
-    let task = serve_unix(&socket, SOCKET_MODE, state, listener)
-        .await
-        .unwrap();
-    Served {
-        dir,
-        socket,
-        _trigger: trigger,
-        task,
-    }
-}
+use crate::control_fake::{fake_controller, serve, view, Served};
 
 async fn status_of(client: &ControlClient, method: Method, path: &str, body: &str) -> StatusCode {
     let payload = (!body.is_empty()).then(|| body.as_bytes().to_vec());
@@ -254,49 +126,11 @@ async fn a_stopped_controller_answers_503() {
 }
 
 #[tokio::test]
-async fn the_socket_is_0660_stale_files_are_replaced_live_ones_are_not() {
-    let served = serve(fake_controller()).await;
-    let mode = std::fs::metadata(&served.socket)
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o660);
-
-    let state = || ApiState {
-        controller: fake_controller(),
-        rolls: None,
-    };
-    let second = serve_unix(&served.socket, SOCKET_MODE, state(), Shutdown::never()).await;
-    assert!(
-        matches!(second, Err(ListenError::InUse { .. })),
-        "{second:?}"
-    );
-
-    // A socket file nobody listens on any more is replaced.
-    let stale = served.dir.path().join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    let task = serve_unix(&stale, SOCKET_MODE, state(), Shutdown::never())
-        .await
-        .unwrap();
-    assert_eq!(
-        ControlClient::unix(&stale).servers().await.unwrap().len(),
-        2
-    );
-    task.abort();
-
-    let regular = served.dir.path().join("file");
-    std::fs::write(&regular, "keep me").unwrap();
-    let refused = serve_unix(&regular, SOCKET_MODE, state(), Shutdown::never()).await;
-    assert!(matches!(refused, Err(ListenError::NotASocket { .. })));
-    assert_eq!(std::fs::read_to_string(&regular).unwrap(), "keep me");
-}
-
-#[tokio::test]
 async fn shutdown_stops_the_server_and_removes_the_socket() {
     let Served {
         dir: _dir,
         socket,
-        _trigger: trigger,
+        trigger,
         task,
     } = serve(fake_controller()).await;
     trigger.fire();
@@ -310,99 +144,4 @@ async fn shutdown_stops_the_server_and_removes_the_socket() {
     assert!(error
         .to_string()
         .contains("is `haproxy-drain run` running?"));
-}
-
-/// Runs `binary args…` as uid/gid `NOBODY` with no supplementary groups (root's group 0 would
-/// otherwise still open a root:root 0660 socket), and returns (exit status, stderr).
-fn run_as_nobody(binary: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let output = Command::new("/usr/bin/setpriv")
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg("--")
-        .arg(binary)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Multi-threaded: the blocking child processes must not stall the server (were they let in).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_without_permission_on_the_socket_is_refused() {
-    let served = serve(fake_controller()).await;
-    let socket = served.socket.to_str().unwrap().to_string();
-    // socat as nobody: the kernel refuses the connect on a root:root 0660 socket.
-    let (status, stderr) = run_as_nobody(
-        Path::new("/usr/bin/socat"),
-        &["-u", "/dev/null", &format!("UNIX-CONNECT:{socket}")],
-    );
-    assert!(!status.success());
-    assert!(stderr.contains("Permission denied"), "{stderr}");
-    // Our CLI as nobody: refused, and says why.
-    let (status, stderr) = run_as_nobody(
-        Path::new(env!("CARGO_BIN_EXE_haproxy-drain")),
-        &["drain", "web1", "--control-socket", &socket],
-    );
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("permission denied on the control socket"),
-        "{stderr}"
-    );
-    // Root (this test) still gets in: the refusal is the file mode, not a dead socket.
-    assert_eq!(
-        ControlClient::unix(&served.socket)
-            .servers()
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-}
-
-#[tokio::test]
-async fn the_tcp_listener_wants_the_exact_bearer_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "correct-horse-battery-staple\n").unwrap();
-    let state = ApiState {
-        controller: fake_controller(),
-        rolls: None,
-    };
-    let (addr, task) = serve_tcp(
-        "127.0.0.1:0".parse().unwrap(),
-        &token_file,
-        state,
-        Shutdown::never(),
-    )
-    .await
-    .unwrap();
-    let addr = addr.to_string();
-    let tokens = [
-        (None, StatusCode::UNAUTHORIZED),
-        (Some("wrong"), StatusCode::UNAUTHORIZED),
-        (
-            Some("correct-horse-battery-stapl"),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (Some("correct-horse-battery-staple"), StatusCode::OK),
-    ];
-    for (token, expected) in tokens {
-        let client = ControlClient::tcp(addr.clone(), token.map(str::to_string));
-        let started = Instant::now();
-        let (status, body) = client
-            .request(Method::GET, "/v1/servers", None)
-            .await
-            .unwrap();
-        assert_eq!(status, expected, "token {token:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-        if status == StatusCode::UNAUTHORIZED {
-            let error: ErrorBody = serde_json::from_slice(&body).unwrap();
-            assert!(error.error.contains("bearer token"), "{}", error.error);
-        }
-    }
-    task.abort();
 }

@@ -124,7 +124,7 @@ async fn the_budget_refuses_draining_the_last_ready_server() {
     let world = World::start(2, IMAGE_HC, &[]).await;
     let (first, second) = (world.name(0), world.name(1));
 
-    let output = blocking_cli(&world, &["drain", &first]).await;
+    let output = blocking_cli(&world, &["drain", &first, "--wait"]).await;
     assert!(
         output.status.success(),
         "first drain: {}",
