@@ -5,8 +5,10 @@
 //! executes the returned [`Action`]s in order and asks [`Machine::next_wakeup`] when to tick it.
 
 mod machine;
+mod sync;
 #[cfg(test)]
 mod tests;
+mod transitions;
 
 use std::net::IpAddr;
 use std::time::Duration;
