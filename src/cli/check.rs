@@ -31,6 +31,9 @@ pub struct CheckArgs {
         value_name = "URL"
     )]
     pub haproxy: Vec<String>,
+    /// Check only these containers (repeatable; default: every container on the engine).
+    #[arg(long = "container", value_name = "NAME")]
+    pub containers: Vec<String>,
 }
 
 /// Backends and servers one HAProxy has.
@@ -110,8 +113,17 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
         }
     };
 
+    let wanted: HashSet<&str> = args.containers.iter().map(String::as_str).collect();
+    for name in &wanted {
+        if !containers.iter().any(|c| c.name == *name) {
+            report(false, "mapping", format!("container {name} does not exist"));
+        }
+    }
     let mut mapped = 0usize;
-    for container in &containers {
+    let selected = containers
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.contains(c.name.as_str()));
+    for container in selected {
         match mapping::resolve(&container.name, &container.labels, &config) {
             Ok(None) => {}
             Ok(Some(found)) => {

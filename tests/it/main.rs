@@ -6,6 +6,7 @@ mod metrics_daemon;
 mod metrics_prometheus;
 mod control_access;
 mod control_api;
+mod control_check;
 mod control_e2e;
 mod control_fake;
 mod roll_e2e;
