@@ -3,11 +3,15 @@
 //!
 //! - [`handle`]: [`ControllerHandle`] and the request/response types of the control API.
 //! - [`hub`]: the routing loop (Docker events, control requests, timers).
+//! - `control`: control requests in the hub (targets, availability budget, waiters).
 //! - [`reconcile`]: level-triggered correction from `docker ps` + `show servers state`.
-//! - [`server_task`]: one task per server; runs the drain machine, executes its actions.
+//! - [`server_task`]: one task per server; runs the drain machine.
+//! - `executor`: how a server task carries out the machine's actions.
 //! - [`fleet`]: every HAProxy; one action goes to each.
 //! - [`probe`]: the health gate.
 
+mod control;
+mod executor;
 pub mod fleet;
 pub mod handle;
 pub mod hub;

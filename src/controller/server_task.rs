@@ -11,14 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::executor::changes_haproxy;
 use super::handle::Owner;
-use super::probe::Gate;
 use super::Context;
 use crate::docker::ContainerInfo;
-use crate::drain::{
-    Action, Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership, Report,
-};
-use crate::haproxy::{AdminState, Command, HaproxyError, ServerId, WeightSpec};
+use crate::drain::{Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership};
+use crate::haproxy::{AdminState, ServerId};
 use crate::mapping::Mapping;
 use crate::shutdown::Shutdown;
 
@@ -92,17 +90,17 @@ pub enum ServerMsg {
 }
 
 pub struct ServerTask {
-    id: ServerId,
-    ctx: Arc<Context>,
-    machine: Machine,
-    mapping: Mapping,
-    container: Option<ContainerRef>,
-    observed: Option<Observed>,
-    actual_admin: Option<AdminState>,
-    shared: Arc<Mutex<ServerSnapshot>>,
-    drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
-    ready_waiters: Vec<oneshot::Sender<()>>,
-    missing_backend_reported: bool,
+    pub(super) id: ServerId,
+    pub(super) ctx: Arc<Context>,
+    pub(super) machine: Machine,
+    pub(super) mapping: Mapping,
+    pub(super) container: Option<ContainerRef>,
+    pub(super) observed: Option<Observed>,
+    pub(super) actual_admin: Option<AdminState>,
+    pub(super) shared: Arc<Mutex<ServerSnapshot>>,
+    pub(super) drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
+    pub(super) ready_waiters: Vec<oneshot::Sender<()>>,
+    pub(super) missing_backend_reported: bool,
 }
 
 /// Picks the address HAProxy should use: the configured network's, else the first by name.
@@ -124,7 +122,7 @@ pub fn container_ref(info: &ContainerInfo, mapping: &Mapping) -> ContainerRef {
     }
 }
 
-fn clock() -> Clock {
+pub(super) fn clock() -> Clock {
     Clock {
         now: Instant::now(),
         unix_ms: SystemTime::now()
@@ -133,7 +131,7 @@ fn clock() -> Clock {
     }
 }
 
-fn unix_nanos_now() -> i64 {
+pub(super) fn unix_nanos_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
@@ -303,67 +301,6 @@ impl ServerTask {
 
     /// The server is missing: add it (`add server`, in MAINT) when its backend exists and the
     /// container runs; it then goes through the same health gate as any other.
-    async fn add_dynamic(&mut self, running: bool) -> Option<Observed> {
-        let ip = self
-            .container
-            .as_ref()
-            .and_then(|c| c.ip)
-            .filter(|_| running)?;
-        let port = self.mapping.port?;
-        let stats = self.ctx.fleet.backend_stats(&self.id.backend).await.ok();
-        let checks = stats.iter().flatten().any(|r| !r.check_status.is_empty());
-        let weight = self.mapping.settings.dynamic_weight;
-        let mut options = vec!["weight".to_string(), weight.to_string()];
-        if checks {
-            options.extend(["check", "inter", "1s", "rise", "2", "fall", "2"].map(String::from));
-        }
-        let addr = match ip {
-            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-            IpAddr::V4(v4) => format!("{v4}:{port}"),
-        };
-        let command = Command::AddServer {
-            server: self.id.clone(),
-            addr,
-            options,
-        };
-        for result in self.ctx.fleet.apply(&command).await {
-            match result {
-                Ok(_) => {}
-                Err(HaproxyError::Command(e)) if e.is_not_found() => {
-                    if !self.missing_backend_reported {
-                        self.missing_backend_reported = true;
-                        self.ctx.metrics.config_error("missing_backend");
-                        tracing::error!(server = %self.id, error = %e, "backend does not exist in HAProxy; the container is skipped until it does");
-                    }
-                    return None;
-                }
-                Err(error) => {
-                    tracing::warn!(server = %self.id, %error, "add server failed");
-                    return None;
-                }
-            }
-        }
-        if checks {
-            self.apply(Command::EnableHealth(self.id.clone())).await;
-        }
-        let ownership = Ownership {
-            prior_admin: AdminState::Ready,
-            prior_weight: Some(weight),
-            sticky: false,
-            dynamic: true,
-            trigger: super::handle::Trigger::Reconcile,
-            since_unix_ms: clock().unix_ms,
-        };
-        self.save_ownership(ownership.clone()).await;
-        if let Err(error) = self.ctx.store.set_dynamic(&self.id, true).await {
-            tracing::error!(server = %self.id, %error, "cannot record the dynamic server");
-        }
-        self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), Some(ownership));
-        self.machine.set_dynamic(true);
-        tracing::info!(server = %self.id, weight, checks, "added server dynamically");
-        self.ctx.fleet.observe(&self.id).await.ok().flatten()
-    }
-
     async fn feed(&mut self, first: Input, mut event_nanos: Option<i64>) {
         if self.observed.is_none() && !matches!(first, Input::Sync { .. }) {
             // Not (yet) a server HAProxy knows: acting would only produce errors.
@@ -408,210 +345,6 @@ impl ServerTask {
             }
         }
         self.publish();
-    }
-
-    async fn execute(&mut self, action: Action) -> Option<Input> {
-        let id = self.id.clone();
-        match action {
-            Action::SetAdmin(state) => {
-                if self.apply(Command::SetState(id, state)).await {
-                    self.actual_admin = Some(state);
-                }
-            }
-            Action::SetWeight(w) => {
-                self.apply(Command::SetWeight(id, WeightSpec::Absolute(w)))
-                    .await;
-            }
-            Action::SetAddr(ip, port) => {
-                self.apply(Command::SetAddr {
-                    server: id,
-                    ip,
-                    port,
-                })
-                .await;
-            }
-            Action::ShutdownSessions => {
-                self.apply(Command::ShutdownSessions(id)).await;
-            }
-            Action::DelServer => {
-                if self.apply(Command::DelServer(id)).await {
-                    self.observed = None;
-                }
-                if let Err(error) = self.ctx.store.set_dynamic(&self.id, false).await {
-                    tracing::error!(server = %self.id, %error, "cannot update the state file");
-                }
-            }
-            Action::PollSessions => match self.ctx.fleet.sessions(&self.id).await {
-                Ok(n) => return Some(Input::Sessions(n)),
-                Err(error) => {
-                    tracing::warn!(server = %self.id, %error, "cannot read sessions; retrying")
-                }
-            },
-            Action::PollCheck => match self.ctx.fleet.check_passed(&self.id).await {
-                Ok(passed) => return Some(Input::HaproxyCheck { passed }),
-                Err(error) => {
-                    tracing::warn!(server = %self.id, %error, "cannot read check state; retrying")
-                }
-            },
-            Action::Probe => {
-                let gate = self.gate();
-                return Some(Input::Gate {
-                    passed: gate.probe(&self.ctx.docker).await,
-                });
-            }
-            Action::Own(ownership) => self.save_ownership(ownership).await,
-            Action::Disown => {
-                if let Err(error) = self.ctx.store.forget(&self.id).await {
-                    tracing::error!(server = %self.id, %error, "cannot update the state file");
-                }
-            }
-            Action::Report(report) => self.report(report),
-        }
-        None
-    }
-
-    fn gate(&self) -> Gate {
-        let port = self.mapping.port.or(self.observed.and_then(|o| o.port));
-        match &self.container {
-            Some(c) => Gate::for_container(
-                &c.id,
-                c.has_healthcheck,
-                c.ip,
-                port,
-                self.mapping.settings.health_path.as_deref(),
-            ),
-            None => Gate::None,
-        }
-    }
-
-    async fn save_ownership(&self, ownership: Ownership) {
-        if let Err(error) = self.ctx.store.save(&self.id, ownership).await {
-            tracing::error!(server = %self.id, %error, "cannot write the state file; continuing, but a crash now would lose track of this server");
-        }
-    }
-
-    /// Sends one command to every HAProxy; true when all accepted it.
-    async fn apply(&self, command: Command) -> bool {
-        let mut all_ok = true;
-        for (i, result) in self.ctx.fleet.apply(&command).await.into_iter().enumerate() {
-            if let Err(error) = result {
-                all_ok = false;
-                let haproxy = self
-                    .ctx
-                    .fleet
-                    .clients()
-                    .get(i)
-                    .map(|c| c.addr().to_string())
-                    .unwrap_or_default();
-                tracing::error!(server = %self.id, %haproxy, %command, %error, "HAProxy command failed; reconciliation will retry");
-            }
-        }
-        all_ok
-    }
-
-    fn report(&mut self, report: Report) {
-        let (proxy, server) = (self.id.backend.as_str(), self.id.server.as_str());
-        let metrics = &self.ctx.metrics;
-        match report {
-            Report::DrainStarted { trigger } => {
-                metrics.drain_started(trigger.as_str(), proxy, server)
-            }
-            Report::DrainFinished {
-                trigger,
-                result,
-                elapsed,
-                sessions_left,
-            } => {
-                metrics.drain_finished(
-                    trigger.as_str(),
-                    metrics_drain_result(result),
-                    proxy,
-                    server,
-                    elapsed,
-                    sessions_left,
-                );
-                tracing::info!(server = %self.id, trigger = trigger.as_str(), result = result.as_str(), elapsed_ms = elapsed.as_millis() as u64, sessions_left, "drain finished");
-                for waiter in self.drain_waiters.drain(..) {
-                    let _ = waiter.send(DrainOutcome::Finished {
-                        result,
-                        sessions_left,
-                    });
-                }
-            }
-            Report::Restored {
-                start_to_rotation,
-                out_of_rotation,
-            } => {
-                metrics.restore_finished(
-                    crate::metrics::RestoreResult::Restored,
-                    proxy,
-                    server,
-                    start_to_rotation,
-                    Some(out_of_rotation),
-                );
-                tracing::info!(server = %self.id, start_to_rotation_ms = start_to_rotation.map(|d| d.as_millis() as u64), out_of_rotation_ms = out_of_rotation.as_millis() as u64, "back in rotation");
-            }
-            Report::GateTimedOut { waited } => {
-                metrics.restore_finished(
-                    crate::metrics::RestoreResult::HealthTimeout,
-                    proxy,
-                    server,
-                    None,
-                    None,
-                );
-                tracing::warn!(server = %self.id, waited_ms = waited.as_millis() as u64, "container not healthy before the health timeout; keeping the server out of rotation and still probing");
-            }
-            Report::Correction(kind) => {
-                metrics.reconcile_correction(kind);
-                tracing::info!(server = %self.id, kind, "reconciliation corrected HAProxy");
-            }
-        }
-    }
-
-    fn publish(&mut self) {
-        let owner = self.machine.owner();
-        let snapshot = ServerSnapshot {
-            phase: self.machine.phase_name(),
-            owner,
-            in_rotation: self.machine.in_rotation(),
-            container: self.container.as_ref().map(|c| c.name.clone()),
-        };
-        if let Ok(mut shared) = self.shared.lock() {
-            *shared = snapshot;
-        }
-        if self.machine.is_serving() {
-            for waiter in self.ready_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
-        }
-        let (proxy, server) = (self.id.backend.as_str(), self.id.server.as_str());
-        let owner_label = match owner {
-            Owner::None => None,
-            other => Some(other.as_str()),
-        };
-        self.ctx
-            .metrics
-            .set_out_of_rotation(proxy, server, owner_label);
-        let desired = self
-            .machine
-            .desired_admin()
-            .map_or("unknown", |a| a.as_str());
-        let actual = self.actual_admin.map_or("unknown", |a| a.as_str());
-        self.ctx
-            .metrics
-            .set_server_state(proxy, server, desired, actual);
-    }
-}
-
-fn changes_haproxy(action: &Action) -> bool {
-    matches!(action, Action::SetAdmin(_) | Action::SetWeight(_))
-}
-
-fn metrics_drain_result(result: DrainResult) -> crate::metrics::DrainResult {
-    match result {
-        DrainResult::Drained => crate::metrics::DrainResult::Drained,
-        DrainResult::TimedOut => crate::metrics::DrainResult::TimedOut,
-        DrainResult::Aborted => crate::metrics::DrainResult::Aborted,
     }
 }
 

@@ -1,0 +1,222 @@
+//! Control requests in the hub: resolve the target, check the availability budget, start the
+//! drain or ready, and hand the waiting to a small task so the hub never blocks.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::handle::{
+    ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
+};
+use super::hub::Hub;
+use super::server_task::{DrainOutcome, ServerMsg, ServerSnapshot};
+use crate::drain::{DrainResult, Input};
+use crate::haproxy::{AdminState, OpState, ServerId};
+
+impl Hub {
+    fn resolve(&self, target: &Target) -> Result<ServerId, ControlError> {
+        match target {
+            Target::Server(id) if self.servers.contains_key(id) => Ok(id.clone()),
+            Target::Container(name) => self
+                .containers
+                .values()
+                .find(|c| &c.name == name)
+                .map(|c| c.server.clone())
+                .ok_or_else(|| ControlError::NotFound(target.to_string())),
+            _ => Err(ControlError::NotFound(target.to_string())),
+        }
+    }
+
+    pub(super) async fn on_control(&mut self, request: ControlRequest) {
+        match request {
+            ControlRequest::Status { reply } => {
+                let views = self.status_views();
+                tokio::spawn(async move {
+                    let _ = reply.send(views.await);
+                });
+            }
+            ControlRequest::Drain { request, reply } => {
+                let result = self.start_drain(request).await;
+                match result {
+                    Ok(wait) => {
+                        tokio::spawn(async move {
+                            let _ = reply.send(wait.await);
+                        });
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
+            ControlRequest::Ready { request, reply } => match self.start_ready(request).await {
+                Ok(wait) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(wait.await);
+                    });
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            },
+        }
+    }
+
+    /// Checks the budget, sends the drain, and returns the future that waits for its end.
+    async fn start_drain(
+        &mut self,
+        request: DrainRequest,
+    ) -> Result<impl std::future::Future<Output = Result<DrainReport, ControlError>>, ControlError>
+    {
+        let server = self.resolve(&request.target)?;
+        if !request.force {
+            self.check_budget(&server)?;
+        }
+        let entry = self
+            .servers
+            .get(&server)
+            .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
+        if let Ok(mut shared) = entry.shared.lock() {
+            shared.in_rotation = false;
+        }
+        let container = entry
+            .active_container
+            .as_ref()
+            .and_then(|id| self.containers.get(id))
+            .map(|c| c.name.clone());
+        let (tx, rx) = oneshot::channel();
+        let input = Input::Stopping {
+            trigger: request.trigger,
+            sticky: request.sticky,
+            timeout: Some(request.timeout),
+        };
+        entry
+            .tx
+            .send(ServerMsg::Drain {
+                input,
+                waiter: Some(tx),
+            })
+            .await
+            .map_err(|_| ControlError::Unavailable)?;
+        let started = Instant::now();
+        let wait = request.wait;
+        let timeout = request.timeout + Duration::from_secs(2);
+        Ok(async move {
+            let report = |drained: bool, sessions_left: u64| DrainReport {
+                server: server.clone(),
+                container: container.clone(),
+                drained,
+                sessions_left,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            };
+            if !wait {
+                return Ok(report(false, 0));
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(DrainOutcome::Finished { result: DrainResult::TimedOut, sessions_left })) => Err(ControlError::DrainTimeout {
+                    server: server.clone(),
+                    sessions_left,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                }),
+                Ok(Ok(DrainOutcome::Finished { sessions_left, .. })) => Ok(report(sessions_left == 0, sessions_left)),
+                Ok(Ok(DrainOutcome::AlreadyOut)) => Ok(report(true, 0)),
+                Ok(Ok(DrainOutcome::HeldByOperator)) => Err(ControlError::Conflict(format!("{server} is held out of rotation by an operator; haproxy-drain leaves it alone"))),
+                Ok(Err(_)) => Err(ControlError::Unavailable),
+                Err(_) => Err(ControlError::DrainTimeout { server: server.clone(), sessions_left: 0, waited_ms: started.elapsed().as_millis() as u64 }),
+            }
+        })
+    }
+
+    async fn start_ready(
+        &mut self,
+        request: ReadyRequest,
+    ) -> Result<impl std::future::Future<Output = Result<ReadyReport, ControlError>>, ControlError>
+    {
+        let server = self.resolve(&request.target)?;
+        let entry = self
+            .servers
+            .get(&server)
+            .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
+        let container = entry
+            .active_container
+            .as_ref()
+            .and_then(|id| self.containers.get(id))
+            .map(|c| c.name.clone());
+        let (tx, rx) = oneshot::channel();
+        let waiter = request.wait.then_some(tx);
+        entry
+            .tx
+            .send(ServerMsg::Ready { waiter })
+            .await
+            .map_err(|_| ControlError::Unavailable)?;
+        let shared = entry.shared.clone();
+        let started = Instant::now();
+        Ok(async move {
+            let in_rotation = |shared: &Mutex<ServerSnapshot>| {
+                shared.lock().map(|s| s.in_rotation).unwrap_or(false)
+            };
+            if !request.wait {
+                return Ok(ReadyReport {
+                    server,
+                    container,
+                    in_rotation: in_rotation(&shared),
+                    elapsed_ms: 0,
+                });
+            }
+            match tokio::time::timeout(request.timeout, rx).await {
+                Ok(Ok(())) => Ok(ReadyReport {
+                    server,
+                    container,
+                    in_rotation: true,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                }),
+                Ok(Err(_)) => Err(ControlError::Unavailable),
+                Err(_) => {
+                    let phase = shared.lock().map(|s| s.phase).unwrap_or("unknown");
+                    Err(ControlError::ReadyTimeout {
+                        server,
+                        waited_ms: started.elapsed().as_millis() as u64,
+                        reason: format!(
+                            "still {phase}: the container is not running or not healthy yet"
+                        ),
+                    })
+                }
+            }
+        })
+    }
+
+    /// Refuses a drain that would hold more of the backend out than its budget allows.
+    fn check_budget(&self, target: &ServerId) -> Result<(), ControlError> {
+        let in_rotation = |id: &ServerId| match self.servers.get(id) {
+            Some(entry) => entry.shared.lock().map(|s| s.in_rotation).unwrap_or(false),
+            None => self.last_states.get(id).is_some_and(|states| {
+                states.iter().all(|s| {
+                    s.admin.as_admin_state() == AdminState::Ready
+                        && s.weight > 0
+                        && s.op_state == OpState::Running
+                })
+            }),
+        };
+        if !in_rotation(target) {
+            return Ok(());
+        }
+        let backend: Vec<&ServerId> = self
+            .last_states
+            .keys()
+            .filter(|id| id.backend == target.backend)
+            .collect();
+        let total = backend.len().max(1);
+        let ready = backend.iter().filter(|id| in_rotation(id)).count();
+        let out_after = total - ready + 1;
+        let max_out = self.ctx.config.budget_for(&target.backend).max_out(total);
+        if out_after > max_out {
+            return Err(ControlError::Budget {
+                server: target.clone(),
+                backend: target.backend.clone(),
+                ready_after: ready.saturating_sub(1),
+                max_out,
+            });
+        }
+        Ok(())
+    }
+}
