@@ -10,6 +10,7 @@ mod control_check;
 mod control_e2e;
 mod control_fake;
 mod roll_e2e;
+mod roll_recreate;
 mod roll_world;
 mod docker_client;
 mod docker_events;
