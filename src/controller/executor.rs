@@ -80,8 +80,13 @@ impl ServerTask {
                 }
             }
             Action::SetWeight(w) => {
-                self.apply(Command::SetWeight(id, WeightSpec::Absolute(w)))
-                    .await;
+                // Static algorithms (static-rr, source) accept only 0% and 100%: say it that way.
+                let spec = match self.observed {
+                    Some(o) if w == o.initial_weight => WeightSpec::Percent(100),
+                    _ if w == 0 => WeightSpec::Percent(0),
+                    _ => WeightSpec::Absolute(w),
+                };
+                self.apply(Command::SetWeight(id, spec)).await;
             }
             Action::SetAddr(ip, port) => {
                 self.apply(Command::SetAddr {
@@ -132,12 +137,22 @@ impl ServerTask {
     }
 
     pub(super) fn gate(&self) -> Gate {
-        let port = self.mapping.port.or(self.observed.and_then(|o| o.port));
+        let haproxy_addr = self.observed.and_then(|o| o.addr);
+        // Through a published port (HAProxy points at this host): probe what HAProxy will use.
+        let (ip, port) = match haproxy_addr {
+            Some(addr) if addr.is_loopback() || addr.is_unspecified() => {
+                (Some(addr), self.observed.and_then(|o| o.port))
+            }
+            _ => (
+                self.container.as_ref().and_then(|c| c.ip),
+                self.mapping.port.or(self.observed.and_then(|o| o.port)),
+            ),
+        };
         match &self.container {
             Some(c) => Gate::for_container(
                 &c.id,
                 c.has_healthcheck,
-                c.ip,
+                ip,
                 port,
                 self.mapping.settings.health_path.as_deref(),
             ),

@@ -239,6 +239,14 @@ impl Machine {
     pub(super) fn addr_fix(&self, addr: Option<(IpAddr, Option<u16>)>) -> Option<Action> {
         let (ip, port) = addr?;
         let observed = self.observed?;
+        if observed
+            .addr
+            .is_some_and(|a| a.is_loopback() || a.is_unspecified())
+        {
+            // HAProxy reaches the container through a published port on this host: that
+            // address survives a recreate, and the container's own IP must not replace it.
+            return None;
+        }
         let port_differs = port.is_some() && port != observed.port;
         (observed.addr != Some(ip) || port_differs).then_some(Action::SetAddr(ip, port))
     }

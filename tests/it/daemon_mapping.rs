@@ -273,3 +273,57 @@ async fn two_haproxies_get_every_action_and_both_must_drain() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_behind_a_published_port_keeps_its_address() {
+    let backend = unique_name("pub").replace('-', "_");
+    let host_port = free_loopback_port();
+    let mut app = ContainerSpec::new("pub")
+        .image(IMAGE_NOHC)
+        .env("ON_SIGTERM", "graceful")
+        .label("haproxy-drain.backend", &backend)
+        .label("haproxy-drain.server", "app1")
+        .arg("-p")
+        .arg(&format!("127.0.0.1:{host_port}:{APP_PORT}"))
+        .run();
+    let front = free_loopback_port();
+    let haproxy = HaproxyFixture::start(&format!(
+        "backend {backend}\n    option httpchk GET /health\n    default-server inter 500ms fall 2 rise 2\n    \
+         server app1 127.0.0.1:{host_port} check weight 20\n    server spare 127.0.0.1:{} weight 1\n\
+         frontend fe_{backend}\n    bind 127.0.0.1:{front}\n    default_backend {backend}\n",
+        free_loopback_port()
+    ))
+    .await;
+    let _daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
+    let id = haproxy_drain::haproxy::ServerId::new(backend.clone(), "app1");
+    let client = haproxy.admin_client();
+    let wait_back = |what: &'static str| {
+        let client = client.clone();
+        let id = id.clone();
+        wait_for(Duration::from_secs(30), what, move || {
+            let client = client.clone();
+            let id = id.clone();
+            async move {
+                client
+                    .show_servers_state(None)
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .find(|s| {
+                        s.id == id
+                            && s.admin.as_admin_state() == AdminState::Ready
+                            && s.op_state == OpState::Running
+                    })
+            }
+        })
+    };
+    wait_back("app1 up").await;
+    app.recreate();
+    let state = wait_back("app1 back after a recreate").await;
+    assert_eq!(
+        state.addr, "127.0.0.1",
+        "the published-port address is kept"
+    );
+    assert_eq!(state.port, Some(host_port));
+    assert_eq!(state.weight, 20);
+}

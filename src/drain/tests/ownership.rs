@@ -1,5 +1,6 @@
 //! Who owns a server: operators, sticky API drains, crash records, reconciliation, dynamic servers.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -318,4 +319,37 @@ fn a_dynamic_server_is_deleted_even_after_a_restore() {
     m.handle(Input::Died, clock(2));
     let actions = m.handle(Input::Destroyed, clock(3));
     assert!(actions.contains(&Action::DelServer), "{actions:?}");
+}
+
+#[test]
+fn a_published_port_address_is_kept() {
+    let mut loopback = observed(Ready, 10, false);
+    loopback.addr = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    loopback.port = Some(18081);
+    check(
+        DrainMode::Drain,
+        None,
+        vec![
+            (0, sync(running(NEW_IP), loopback), vec![], "in_rotation"),
+            (
+                1,
+                Input::Died,
+                vec![
+                    A::Own(Ready, Some(10), false),
+                    A::Admin(Maint),
+                    A::Started,
+                    A::Finished(DrainResult::Aborted, 0),
+                ],
+                "held",
+            ),
+            (
+                2,
+                Input::Started {
+                    addr: Some((NEW_IP, None)),
+                },
+                vec![A::Probe],
+                "gating",
+            ),
+        ],
+    );
 }
