@@ -85,11 +85,11 @@ async fn run_daemon(args: RunArgs) -> ExitCode {
         }
         trigger.fire();
     });
+    // Our error messages already carry their cause: print them once, without the source chain.
     match daemon::run(args, stop).await.map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("haproxy-drain: {error:#}");
+            eprintln!("haproxy-drain: {error}");
             ExitCode::from(1)
         }
     }
