@@ -8,8 +8,9 @@ use crate::support::docker::{ensure_test_images, IMAGE_HC, IMAGE_V2};
 
 /// testapp whose `/health` answers 500: its Docker healthcheck never passes.
 const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:roll-unhealthy";
-const LOAD_WORKERS: usize = 6;
-const LOAD_PATH: &str = "/?delay_ms=20";
+/// Short requests for throughput, and long ones so that every drain has sessions to wait for:
+/// were the container stopped before they finished, an app that exits at once would fail them.
+const LOAD: [(usize, &str); 2] = [(4, "/?delay_ms=20"), (3, "/?delay_ms=300")];
 
 fn ensure_unhealthy_image() {
     static BUILT: Mutex<bool> = Mutex::new(false);
@@ -84,7 +85,7 @@ fn tail(text: &str, lines: usize) -> String {
 async fn roll_to_v2_under_load(on_sigterm: &str) {
     let world = World::start(3, IMAGE_HC, &[("ON_SIGTERM", on_sigterm)]).await;
     let before = ids(&world);
-    let load = Load::start(world.frontend, LOAD_WORKERS, LOAD_PATH);
+    let load = Load::start_mix(world.frontend, &LOAD);
     let output = roll(&world, &["--image", IMAGE_V2, "--timeout", "30s"]).await;
     let tally = load.stop().await;
     let details = report(&output, &tally, &world);
@@ -165,6 +166,31 @@ async fn roll_to_v2_under_load(on_sigterm: &str) {
             .count();
         assert_eq!(done, 3, "{step} lines:\n{stdout}");
     }
+    // The long requests were in flight when the drains began: at least one drain waited.
+    let longest_drain_ms = stdout
+        .lines()
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            (columns.get(2) == Some(&"drain")).then(|| columns.get(4).copied().and_then(millis))?
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest_drain_ms >= 50,
+        "no drain waited for sessions:\n{stdout}"
+    );
+}
+
+/// `250ms` / `1.25s` (the CLI's elapsed column) in milliseconds.
+fn millis(text: &str) -> Option<u64> {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse().ok(),
+        None => text
+            .strip_suffix('s')?
+            .parse::<f64>()
+            .ok()
+            .map(|s| (s * 1000.0) as u64),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +208,7 @@ async fn roll_to_an_image_that_never_gets_healthy_stops_after_the_first() {
     blocking(ensure_unhealthy_image).await;
     let world = World::start(3, IMAGE_HC, &[]).await;
     let before = ids(&world);
-    let load = Load::start(world.frontend, LOAD_WORKERS, LOAD_PATH);
+    let load = Load::start_mix(world.frontend, &LOAD);
     let output = roll(&world, &["--image", IMAGE_UNHEALTHY, "--timeout", "6s"]).await;
     let tally = load.stop().await;
     let details = report(&output, &tally, &world);

@@ -295,11 +295,17 @@ pub struct Load {
 
 impl Load {
     pub fn start(frontend: SocketAddr, workers: usize, path: &str) -> Self {
+        Self::start_mix(frontend, &[(workers, path)])
+    }
+
+    /// Several groups of workers, each looping on its own path (e.g. short and long requests).
+    pub fn start_mix(frontend: SocketAddr, groups: &[(usize, &str)]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..workers)
-            .map(|_| {
+        let tasks = groups
+            .iter()
+            .flat_map(|(workers, path)| (0..*workers).map(move |_| path.to_string()))
+            .map(|path| {
                 let stop = stop.clone();
-                let path = path.to_string();
                 tokio::spawn(async move {
                     let mut tally = Tally::default();
                     while !stop.load(Ordering::Relaxed) {
