@@ -157,3 +157,27 @@ async fn a_missing_image_is_refused_before_the_container_is_touched() {
     assert_eq!(inspect(container.name(), "{{.Id}}"), container.id);
     blocking(move || drop(container)).await;
 }
+
+/// There is no registry here: `--pull` must fail fast with the engine's reason, not hang.
+#[tokio::test]
+async fn pull_without_a_registry_fails_with_the_engines_reason() {
+    let recreator = Recreator::connect().expect("docker client");
+    let started = std::time::Instant::now();
+    let error = recreator
+        .pull("haproxy-drain-testapp:no-such-tag")
+        .await
+        .unwrap_err();
+    let RecreateError::Pull { image, message } = &error else {
+        panic!("expected a pull error, got {error:?}");
+    };
+    assert_eq!(image, "haproxy-drain-testapp:no-such-tag");
+    assert!(!message.is_empty());
+    eprintln!("pull error: {error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("pulling image haproxy-drain-testapp:no-such-tag failed: "),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
