@@ -63,9 +63,10 @@ pub async fn drain(args: DrainArgs) -> Result<(), CliError> {
             seconds(report.elapsed_ms)
         );
     } else {
+        // Without --wait the controller answers before it has counted anything.
         println!(
-            "{}: out of rotation, {} session(s) still open (use --wait to wait for 0)",
-            report.server, report.sessions_left
+            "{}: taken out of rotation; not waiting for its sessions (use --wait to wait for 0)",
+            report.server
         );
     }
     Ok(())
