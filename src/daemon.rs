@@ -135,6 +135,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
         Arc::new(Recreator::new(docker.bollard().clone())),
         shutdown.clone(),
     );
+    rolls.set_metrics(metrics.clone());
     let state = ApiState {
         controller: handle,
         rolls: Some(rolls),

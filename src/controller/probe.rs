@@ -57,8 +57,8 @@ impl Gate {
         match self {
             Gate::None => true,
             Gate::DockerHealth { container_id } => matches!(
-                docker.inspect(container_id).await,
-                Ok(Some(info)) if info.running && info.health == Some(HealthStatus::Healthy)
+                tokio::time::timeout(PROBE_TIMEOUT, docker.inspect(container_id)).await,
+                Ok(Ok(Some(info))) if info.running && info.health == Some(HealthStatus::Healthy)
             ),
             Gate::Tcp(addr) => matches!(
                 tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await,
@@ -102,7 +102,11 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_and_http_probes() {
-        let docker = DockerClient::connect_to("unix:///nonexistent.sock").unwrap();
+        // An engine that never answers: the Docker health probe must say "not yet".
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let _silent = tokio::net::UnixListener::bind(&socket).unwrap();
+        let docker = DockerClient::connect_to(&format!("unix://{}", socket.display())).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

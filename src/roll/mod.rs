@@ -104,6 +104,7 @@ struct Inner {
     shutdown: Shutdown,
     next_id: AtomicU64,
     rolls: Mutex<Vec<RollRecorder>>,
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl RollManager {
@@ -119,8 +120,14 @@ impl RollManager {
                 shutdown,
                 next_id: AtomicU64::new(1),
                 rolls: Mutex::new(Vec::new()),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Counts containers rolled and rolls finished in these metrics (set once, at start-up).
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// Validates the spec, refuses overlap with a running roll, and runs it in a task.
@@ -155,6 +162,7 @@ impl RollManager {
             docker: self.inner.docker.clone(),
             recorder,
             shutdown: self.inner.shutdown.clone(),
+            metrics: self.inner.metrics.get().cloned(),
         };
         tokio::spawn(runner.run(spec));
         Ok(id)

@@ -21,6 +21,7 @@ pub(super) struct Runner {
     pub docker: Arc<dyn RollDocker>,
     pub recorder: RollRecorder,
     pub shutdown: Shutdown,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Runner {
@@ -29,10 +30,16 @@ impl Runner {
             Ok(()) => {
                 tracing::info!(roll = %self.recorder.snapshot().id, containers = ?spec.containers, "roll succeeded");
                 self.recorder.succeed();
+                if let Some(metrics) = &self.metrics {
+                    metrics.roll_finished("ok");
+                }
             }
             Err(error) => {
                 tracing::warn!(roll = %self.recorder.snapshot().id, %error, "roll failed");
                 self.recorder.fail(error);
+                if let Some(metrics) = &self.metrics {
+                    metrics.roll_finished("failed");
+                }
             }
         }
     }
@@ -68,6 +75,11 @@ impl Runner {
                 ));
             }
             let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
+            if let Some(metrics) = &self.metrics {
+                for result in &results {
+                    metrics.roll_step(if result.is_ok() { "ok" } else { "failed" });
+                }
+            }
             let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
             if !failures.is_empty() {
                 return Err(format!("{}{}", failures.join("; "), untouched()));

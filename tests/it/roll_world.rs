@@ -3,7 +3,7 @@
 //! control socket, and a load generator counting every failed request.
 //!
 //! HAProxy settings (stated because the failure counts depend on them): `balance roundrobin`,
-//! `option httpchk GET /health`, `inter 500ms fall 2 rise 1`, weight 10 on every server, and
+//! `option httpchk GET /health`, `inter 500ms fastinter 100ms fall 2 rise 1`, weight 10 on every server, and
 //! no `retry-on` / `option redispatch`: a request sent to a dying server fails visibly.
 
 #![allow(dead_code)] // each test uses a different part of the world
@@ -169,7 +169,7 @@ impl World {
         let mut sections = format!(
             "frontend fe_roll\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n\
              backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n\
-             \x20   default-server inter 500ms fall 2 rise 1 weight {WEIGHT}\n"
+             \x20   default-server inter 500ms fastinter 100ms fall 2 rise 1 weight {WEIGHT}\n"
         );
         for (n, container) in containers.iter().enumerate() {
             let ip = container.ip().expect("a running container has an address");
