@@ -15,7 +15,33 @@ use crate::drain::{DrainResult, Input};
 use crate::haproxy::{AdminState, OpState, ServerId};
 
 impl Hub {
-    fn resolve(&self, target: &Target) -> Result<ServerId, ControlError> {
+    /// The server a target names; a container the hub has not seen yet (just created) is looked
+    /// up in Docker before the answer is "not found".
+    async fn resolve(&mut self, target: &Target) -> Result<ServerId, ControlError> {
+        if let Ok(server) = self.resolve_known(target) {
+            return Ok(server);
+        }
+        if let Target::Container(name) = target {
+            if let Ok(Some(info)) = self.ctx.docker.inspect(name).await {
+                if let Some(mapping) = self.map_container(&info.id, &info.name, &info.labels) {
+                    let server = mapping.server.clone();
+                    self.ensure_task(&server, &mapping, Some(&info.id)).await;
+                    self.containers.insert(
+                        info.id.clone(),
+                        super::hub::KnownContainer {
+                            name: info.name.clone(),
+                            server: server.clone(),
+                            stop_signal: info.stop_signal,
+                        },
+                    );
+                    return Ok(server);
+                }
+            }
+        }
+        Err(ControlError::NotFound(target.to_string()))
+    }
+
+    fn resolve_known(&self, target: &Target) -> Result<ServerId, ControlError> {
         match target {
             Target::Server(id) if self.servers.contains_key(id) => Ok(id.clone()),
             Target::Container(name) => self
@@ -68,7 +94,7 @@ impl Hub {
         request: DrainRequest,
     ) -> Result<impl std::future::Future<Output = Result<DrainReport, ControlError>>, ControlError>
     {
-        let server = self.resolve(&request.target)?;
+        let server = self.resolve(&request.target).await?;
         if !request.force {
             self.check_budget(&server)?;
         }
@@ -132,7 +158,7 @@ impl Hub {
         request: ReadyRequest,
     ) -> Result<impl std::future::Future<Output = Result<ReadyReport, ControlError>>, ControlError>
     {
-        let server = self.resolve(&request.target)?;
+        let server = self.resolve(&request.target).await?;
         let entry = self
             .servers
             .get(&server)
