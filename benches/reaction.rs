@@ -149,6 +149,15 @@ async fn restart_phase(stack: &Stack, events: &EventLog, samples: usize) -> Stri
         let (p50, max) = (ms(stats.p50), ms(stats.max));
         table.push_str(&format!("| {label} | {} | {p50} | {max} |\n", values.len()));
     }
+    // Stats::of sorted them; the spread shows the check schedule's steps.
+    let each: Vec<String> = rows[2]
+        .iter()
+        .map(|d| format!("{}", d.as_millis()))
+        .collect();
+    table.push_str(&format!(
+        "\nAnswer → rotation, each restart (ms): {}.\n",
+        each.join(", ")
+    ));
     table.push_str(&format!(
         "\nThe daemon's `{RESTORE_METRIC}` over these restarts: count {}, mean {}. \
          Target: answer → rotation within one check interval ({}).\n",
