@@ -1,7 +1,10 @@
 //! The ownership record: which servers haproxy-drain took out of rotation, and what to restore.
 //!
-//! Written atomically (temp file, fsync, rename) *before* the HAProxy change it describes, so a
-//! crash at any point leaves either the old or the new record and the next start reconciles.
+//! Written atomically (temp file, rename) *before* the HAProxy change it describes, so a crash of
+//! haproxy-drain at any point leaves either the old or the new record and the next start
+//! reconciles. No fsync: the record must survive our process, not the host — a host crash also
+//! restarts HAProxy, whose runtime state (what the record describes) does not survive it either,
+//! and an fsync on the reaction path costs about as much as the HAProxy command itself.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -135,12 +138,8 @@ impl OwnershipStore {
         let tmp = path.with_extension("tmp");
         let mut out = std::fs::File::create(&tmp).map_err(write_err)?;
         out.write_all(&bytes).map_err(write_err)?;
-        out.sync_all().map_err(write_err)?;
+        drop(out);
         std::fs::rename(&tmp, path).map_err(write_err)?;
-        // The rename is durable only once the directory entry is.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
         Ok(())
     }
 }
