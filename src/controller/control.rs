@@ -31,7 +31,7 @@ impl Hub {
                         super::hub::KnownContainer {
                             name: info.name.clone(),
                             server: server.clone(),
-                            stop_signal: info.stop_signal,
+                            stop_signal: Some(info.stop_signal),
                         },
                     );
                     return Ok(server);

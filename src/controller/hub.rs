@@ -33,7 +33,8 @@ pub(super) struct ServerEntry {
 pub(super) struct KnownContainer {
     pub name: String,
     pub server: ServerId,
-    pub stop_signal: i32,
+    /// `None` until known (a container first seen by its `start` event).
+    pub stop_signal: Option<i32>,
 }
 
 pub struct Hub {
@@ -147,7 +148,14 @@ impl Hub {
         };
         let server = mapping.server.clone();
         let unhealthy = mapping.settings.unhealthy;
-        let stop_signal = self.containers.get(&event.id).map_or(15, |c| c.stop_signal);
+        let stop_signal = self.containers.get(&event.id).and_then(|c| c.stop_signal);
+        let terminating = match &event.action {
+            EventAction::Kill { signal } => {
+                TERMINATING_SIGNALS.contains(signal)
+                    || Some(*signal) == self.stop_signal_of(&event.id, stop_signal).await
+            }
+            _ => false,
+        };
         self.ensure_task(&server, &mapping, Some(&event.id)).await;
         let Some(entry) = self.servers.get_mut(&server) else {
             return;
@@ -181,15 +189,11 @@ impl Hub {
                 tracing::debug!(container = event.name, server = %server, action, "event of a replaced container ignored");
                 return;
             }
-            EventAction::Kill { signal }
-                if TERMINATING_SIGNALS.contains(signal) || *signal == stop_signal =>
-            {
-                Input::Stopping {
-                    trigger: Trigger::DockerEvent,
-                    sticky: false,
-                    timeout: None,
-                }
-            }
+            EventAction::Kill { .. } if terminating => Input::Stopping {
+                trigger: Trigger::DockerEvent,
+                sticky: false,
+                timeout: None,
+            },
             EventAction::Die { .. } | EventAction::Stop => {
                 entry.active_running = false;
                 Input::Died
@@ -213,6 +217,26 @@ impl Hub {
             event_nanos: Some(event.time_nano),
         };
         let _ = entry.tx.send(msg).await;
+    }
+
+    /// The container's own stop signal (`--stop-signal`, image `STOPSIGNAL`); inspected only for
+    /// an unusual signal on a container whose signal is not known yet.
+    async fn stop_signal_of(&mut self, id: &str, known: Option<i32>) -> Option<i32> {
+        if known.is_some() {
+            return known;
+        }
+        let signal = self
+            .ctx
+            .docker
+            .inspect(id)
+            .await
+            .ok()
+            .flatten()?
+            .stop_signal;
+        if let Some(container) = self.containers.get_mut(id) {
+            container.stop_signal = Some(signal);
+        }
+        Some(signal)
     }
 
     /// Spawns the server's task on first sight, primed with ground truth for that server.
@@ -255,7 +279,7 @@ impl Hub {
                     KnownContainer {
                         name: info.name.clone(),
                         server: server.clone(),
-                        stop_signal: info.stop_signal,
+                        stop_signal: Some(info.stop_signal),
                     },
                 );
                 let container = Some(super::server_task::container_ref(&info, mapping));

@@ -100,7 +100,7 @@ impl Hub {
                         KnownContainer {
                             name: info.name.clone(),
                             server: server.clone(),
-                            stop_signal: info.stop_signal,
+                            stop_signal: Some(info.stop_signal),
                         },
                     );
                     (Some(container_ref(info, &mapping)), info.running)

@@ -226,3 +226,33 @@ async fn sigterm_stops_the_daemon_cleanly() {
         AdminState::Ready
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_stop_signal_starts_the_drain() {
+    let mut stack = Stack::start(StackOptions {
+        apps: 2,
+        stop_signal: Some("SIGUSR1"),
+        ..StackOptions::default()
+    })
+    .await;
+    // A new container (new ID): the daemon learns it from its `start` event only.
+    stack.apps[0].recreate();
+    stack.wait_in_rotation(1).await;
+    let load = load_on(&stack).await;
+    stack.apps[0].stop(10);
+    stack.wait_admin(1, AdminState::Maint).await;
+    let report = load.stop().await;
+    let server = stack.server(1).to_string();
+    // One drain for the `rm -f` of the recreate (SIGKILL), one for the `docker stop` (SIGUSR1).
+    let drains = stack
+        .daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains(&server) && l.contains("to=\"draining\"") && l.contains("Stopping"))
+        .count();
+    assert_eq!(
+        drains, 2,
+        "the kill with SIGUSR1 started a drain, not the die"
+    );
+    assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+}

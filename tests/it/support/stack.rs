@@ -21,6 +21,7 @@ pub struct StackOptions {
     pub image: &'static str,
     pub env: Vec<(&'static str, &'static str)>,
     pub restart: Option<&'static str>,
+    pub stop_signal: Option<&'static str>,
     /// Extra `global` lines (e.g. server-state-file).
     pub global: Vec<String>,
     pub daemon_flags: Vec<String>,
@@ -34,6 +35,7 @@ impl Default for StackOptions {
             image: super::docker::IMAGE_NOHC,
             env: vec![("ON_SIGTERM", "graceful")],
             restart: None,
+            stop_signal: None,
             global: Vec::new(),
             daemon_flags: Vec::new(),
             daemon_env: Vec::new(),
@@ -68,6 +70,9 @@ impl Stack {
                 }
                 if let Some(policy) = options.restart {
                     spec = spec.restart(policy);
+                }
+                if let Some(signal) = options.stop_signal {
+                    spec = spec.stop_signal(signal);
                 }
                 spec.run()
             })
