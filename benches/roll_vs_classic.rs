@@ -69,7 +69,7 @@ async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
         world.wait_all_in_rotation(Duration::from_secs(30)).await;
     }
     // Without the daemon: nothing drains on the Docker events, as in a plain deploy script.
-    world.daemon.kill();
+    world.daemon.kill_hard();
     rows.push(measure_classic(&world).await);
     rows
 }
@@ -101,7 +101,7 @@ async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
     args.extend(world.names());
     args.extend(extra.iter().map(|a| a.to_string()));
     args.extend(["--timeout".to_string(), "60s".to_string()]);
-    let socket = world.daemon.socket();
+    let socket = world.daemon.control_socket();
     let started = Instant::now();
     let output = blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))

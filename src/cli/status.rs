@@ -175,11 +175,17 @@ pub fn render_table(lines: &[StatusLine]) -> String {
             line.check.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    align_columns(&cells)
+}
+
+/// Pads every column to its widest cell, two spaces apart (the first row is the header).
+pub(super) fn align_columns(cells: &[Vec<String>]) -> String {
+    let columns = cells.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|col| {
             cells
                 .iter()
-                .map(|row| row[col].chars().count())
+                .map(|row| row.get(col).map_or(0, |c| c.chars().count()))
                 .max()
                 .unwrap_or(0)
         })

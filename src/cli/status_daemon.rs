@@ -46,27 +46,7 @@ pub fn render_table(views: &[ServerView]) -> String {
             or_dash(&view.phase),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|col| {
-            cells
-                .iter()
-                .map(|row| row[col].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    cells
-        .iter()
-        .map(|row| {
-            let padded: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            padded.join("  ").trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::status::align_columns(&cells)
 }
 
 /// The daemon's `ServerView` list as a JSON array (the control API's own shape).

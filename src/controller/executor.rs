@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::handle::{Owner, Trigger};
 use super::probe::Gate;
 use super::server_task::{clock, DrainOutcome, ServerSnapshot, ServerTask};
-use crate::drain::{Action, DrainResult, Input, Machine, Observed, Ownership, Report};
+use crate::drain::{Action, Input, Machine, Observed, Ownership, Report};
 use crate::haproxy::{AdminState, Command, HaproxyError, WeightSpec};
 
 impl ServerTask {
@@ -200,7 +200,7 @@ impl ServerTask {
             } => {
                 metrics.drain_finished(
                     trigger.as_str(),
-                    metrics_drain_result(result),
+                    result,
                     proxy,
                     server,
                     elapsed,
@@ -281,12 +281,4 @@ impl ServerTask {
 
 pub(super) fn changes_haproxy(action: &Action) -> bool {
     matches!(action, Action::SetAdmin(_) | Action::SetWeight(_))
-}
-
-fn metrics_drain_result(result: DrainResult) -> crate::metrics::DrainResult {
-    match result {
-        DrainResult::Drained => crate::metrics::DrainResult::Drained,
-        DrainResult::TimedOut => crate::metrics::DrainResult::TimedOut,
-        DrainResult::Aborted => crate::metrics::DrainResult::Aborted,
-    }
 }

@@ -31,25 +31,7 @@ pub use server::{router, serve, MetricsServer, CONTENT_TYPE};
 use labels::*;
 
 /// How a drain ended; the `result` label of `haproxy_drain_drains_finished_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DrainResult {
-    /// Sessions reached 0 on every HAProxy before the deadline.
-    Drained,
-    /// The deadline passed with sessions still open.
-    TimedOut,
-    /// The drain was cancelled (container started again, operator took over, shutdown).
-    Aborted,
-}
-
-impl DrainResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DrainResult::Drained => "drained",
-            DrainResult::TimedOut => "timed_out",
-            DrainResult::Aborted => "aborted",
-        }
-    }
-}
+pub use crate::drain::DrainResult;
 
 /// How a restore ended; the `result` label of `haproxy_drain_restores_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -108,7 +108,7 @@ async fn drain_wait_returns_only_once_sessions_are_zero_and_times_out_with_the_c
 
 async fn blocking_cli(world: &World, args: &[&str]) -> std::process::Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let socket = world.daemon.socket();
+    let socket = world.daemon.control_socket();
     blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
             .args(&args)

@@ -2,91 +2,13 @@
 //! a real Prometheus scrapes it, and the test reads the drain and restore back through
 //! Prometheus' HTTP API.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::metrics_common::{http_get, promtool_check_metrics};
 use crate::metrics_prometheus::PrometheusProcess;
+use crate::support::daemon::Daemon;
 use crate::support::docker::{ContainerSpec, TestContainer, TestNetwork, APP_PORT, IMAGE_NOHC};
-use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
-
-/// `haproxy-drain run` as a child process; killed on drop.
-struct Daemon {
-    child: Child,
-    metrics: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(haproxy: &HaproxyFixture) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("hdt-daemon-")
-            .tempdir()
-            .expect("temp dir");
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_loopback_port())
-            .parse()
-            .expect("address");
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .arg("run")
-            .arg(format!(
-                "--haproxy=unix://{}",
-                haproxy.admin_socket().display()
-            ))
-            .arg(format!(
-                "--state-file={}",
-                dir.path().join("state.json").display()
-            ))
-            .arg(format!(
-                "--control-socket={}",
-                dir.path().join("control.sock").display()
-            ))
-            .arg(format!("--metrics-listen={metrics}"))
-            .env("HAPROXY_DRAIN_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("haproxy-drain binary runs");
-        Self {
-            child,
-            metrics,
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(reply) = http_get(self.metrics, "/readyz").await {
-                if reply.status == 200 {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("haproxy-drain exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "haproxy-drain not ready after 30 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
+use crate::support::haproxy::HaproxyFixture;
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
@@ -120,8 +42,7 @@ async fn prometheus_sees_a_real_drain_and_restore() {
         "backend be_metrics\n    server app1 {ip}:{APP_PORT} check inter 500ms\n"
     ))
     .await;
-    let mut daemon = Daemon::start(&haproxy);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
     let prometheus = PrometheusProcess::start(daemon.metrics).await;
 
     let series = |name: &str, extra: &str| {

@@ -48,7 +48,7 @@ async fn roll(world: &World, extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec!["roll".into()];
     args.extend(world.names());
     args.extend(extra.iter().map(|a| a.to_string()));
-    let socket = world.daemon.socket();
+    let socket = world.daemon.control_socket();
     blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
             .args(&args)

@@ -10,19 +10,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use haproxy_drain::api::ControlClient;
 use haproxy_drain::haproxy::types::ServerId;
 use haproxy_drain::haproxy::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+pub use crate::support::daemon::Daemon;
 use crate::support::docker::{
     docker, unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT,
 };
@@ -35,81 +33,6 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
     tokio::task::spawn_blocking(work)
         .await
         .expect("blocking work did not panic")
-}
-
-/// `haproxy-drain run` as a child process; killed on drop.
-pub struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    pub fn start(haproxy: &HaproxyFixture) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("hdt-roll-daemon-")
-            .tempdir()
-            .expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .arg("run")
-            .arg(format!(
-                "--haproxy=unix://{}",
-                haproxy.admin_socket().display()
-            ))
-            .arg(format!(
-                "--state-file={}",
-                dir.path().join("state.json").display()
-            ))
-            .arg(format!(
-                "--control-socket={}",
-                dir.path().join("control.sock").display()
-            ))
-            .arg(format!(
-                "--metrics-listen=127.0.0.1:{}",
-                free_loopback_port()
-            ))
-            .env("HAPROXY_DRAIN_LOG", "info,haproxy_drain=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("haproxy-drain binary runs");
-        Self { child, dir }
-    }
-
-    /// Stops the daemon now (SIGKILL), e.g. to measure something without it.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("control.sock")
-    }
-
-    pub fn client(&self) -> ControlClient {
-        ControlClient::unix(self.socket())
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// Runs the CLI against this daemon's socket (blocking: call it through [`blocking`]).
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .args(args)
-            .env("HAPROXY_DRAIN_CONTROL_SOCKET", self.socket())
-            .output()
-            .expect("haproxy-drain CLI runs")
-    }
 }
 
 pub struct World {
@@ -176,7 +99,7 @@ impl World {
             sections.push_str(&format!("    server app{} {ip}:{APP_PORT} check\n", n + 1));
         }
         let haproxy = HaproxyFixture::start(&sections).await;
-        let daemon = Daemon::start(&haproxy);
+        let daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
         let world = Self {
             daemon,
             haproxy,

@@ -147,6 +147,20 @@ impl Daemon {
         child.wait().ok().and_then(|s| s.code())
     }
 
+    /// A control API client on this daemon's socket.
+    pub fn client(&self) -> haproxy_drain::api::ControlClient {
+        haproxy_drain::api::ControlClient::unix(self.control_socket())
+    }
+
+    /// Runs the CLI against this daemon's socket (blocking: call it off the async runtime).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .args(args)
+            .env("HAPROXY_DRAIN_CONTROL_SOCKET", self.control_socket())
+            .output()
+            .expect("haproxy-drain CLI runs")
+    }
+
     pub async fn metrics_text(&self) -> String {
         http_body(self.metrics, "/metrics")
             .await
