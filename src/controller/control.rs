@@ -28,11 +28,7 @@ impl Hub {
                     self.ensure_task(&server, &mapping, Some(&info.id)).await;
                     self.containers.insert(
                         info.id.clone(),
-                        super::hub::KnownContainer {
-                            name: info.name.clone(),
-                            server: server.clone(),
-                            stop_signal: Some(info.stop_signal),
-                        },
+                        super::hub::KnownContainer::from_info(&info, &server),
                     );
                     return Ok(server);
                 }

@@ -37,6 +37,16 @@ pub(super) struct KnownContainer {
     pub stop_signal: Option<i32>,
 }
 
+impl KnownContainer {
+    pub fn from_info(info: &crate::docker::ContainerInfo, server: &ServerId) -> Self {
+        Self {
+            name: info.name.clone(),
+            server: server.clone(),
+            stop_signal: Some(info.stop_signal),
+        }
+    }
+}
+
 pub struct Hub {
     pub(super) ctx: Arc<Context>,
     pub(super) shutdown: Shutdown,
@@ -274,14 +284,8 @@ impl Hub {
             if let Some(info) = info {
                 entry.active_container = Some(info.id.clone());
                 entry.active_running = info.running;
-                self.containers.insert(
-                    info.id.clone(),
-                    KnownContainer {
-                        name: info.name.clone(),
-                        server: server.clone(),
-                        stop_signal: Some(info.stop_signal),
-                    },
-                );
+                self.containers
+                    .insert(info.id.clone(), KnownContainer::from_info(&info, server));
                 let container = Some(super::server_task::container_ref(&info, mapping));
                 let sync = ServerMsg::Sync {
                     mapping: Box::new(mapping.clone()),

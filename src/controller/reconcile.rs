@@ -95,14 +95,8 @@ impl Hub {
             let observed = grouped.get(&server).and_then(|s| merge(s));
             let (container, running) = match &info {
                 Some(info) => {
-                    self.containers.insert(
-                        info.id.clone(),
-                        KnownContainer {
-                            name: info.name.clone(),
-                            server: server.clone(),
-                            stop_signal: Some(info.stop_signal),
-                        },
-                    );
+                    self.containers
+                        .insert(info.id.clone(), KnownContainer::from_info(info, &server));
                     (Some(container_ref(info, &mapping)), info.running)
                 }
                 None => (None, false),
