@@ -145,8 +145,12 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DrainResult {
+    /// Every HAProxy reported 0 sessions before the deadline.
     Drained,
+    /// The deadline passed with sessions still open.
     TimedOut,
+    /// The container died first (a crash, or an app that exits at once) while sessions were
+    /// still counted at the last poll.
     Aborted,
 }
 
