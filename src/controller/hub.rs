@@ -279,6 +279,7 @@ impl Hub {
             active_running: false,
         };
         if let Some(id) = container_id {
+            let read_at = tokio::time::Instant::now();
             let info = self.ctx.docker.inspect(id).await.ok().flatten();
             let observed = self.ctx.fleet.observe(server).await.ok().flatten();
             if let Some(info) = info {
@@ -292,6 +293,7 @@ impl Hub {
                     container,
                     running: info.running,
                     observed,
+                    read_at,
                 };
                 let _ = entry.tx.send(sync).await;
             }

@@ -19,6 +19,7 @@ use crate::mapping::Mapping;
 
 impl Hub {
     pub(super) async fn reconcile(&mut self, why: &'static str) {
+        let read_at = tokio::time::Instant::now();
         let containers = match self.ctx.docker.list_containers(true).await {
             Ok(list) => list,
             Err(error) => {
@@ -112,6 +113,7 @@ impl Hub {
                 container,
                 running,
                 observed,
+                read_at,
             };
             let _ = entry.tx.send(sync).await;
         }

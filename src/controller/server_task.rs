@@ -79,6 +79,8 @@ pub enum ServerMsg {
         container: Option<ContainerRef>,
         running: bool,
         observed: Option<Observed>,
+        /// When the ground truth was read; older than the last event applied means stale.
+        read_at: Instant,
     },
     Drain {
         input: Input,
@@ -101,6 +103,8 @@ pub struct ServerTask {
     pub(super) drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
     pub(super) ready_waiters: Vec<oneshot::Sender<()>>,
     pub(super) missing_backend_reported: bool,
+    /// When the last event or request was applied (see `ServerMsg::Sync::read_at`).
+    pub(super) last_event_at: Option<Instant>,
 }
 
 /// Picks the address HAProxy should use: the configured network's, else the first by name.
@@ -163,6 +167,7 @@ impl ServerTask {
             drain_waiters: Vec::new(),
             ready_waiters: Vec::new(),
             missing_backend_reported: false,
+            last_event_at: None,
         };
         tokio::spawn(task.run(rx, shutdown));
         tx
@@ -186,17 +191,29 @@ impl ServerTask {
     async fn on_message(&mut self, msg: ServerMsg) {
         match msg {
             ServerMsg::Input { input, event_nanos } => {
+                self.last_event_at = Some(Instant::now());
                 self.refresh_before_acting().await;
                 self.feed(input, event_nanos).await
             }
-            ServerMsg::Started { container_id } => self.on_started(&container_id).await,
+            ServerMsg::Started { container_id } => {
+                self.last_event_at = Some(Instant::now());
+                self.on_started(&container_id).await
+            }
+            ServerMsg::Sync { read_at, .. }
+                if self.last_event_at.is_some_and(|event| event > read_at) =>
+            {
+                // Read before an event this task has applied since: the next pass is fresher.
+                tracing::debug!(server = %self.id, "stale reconciliation snapshot skipped");
+            }
             ServerMsg::Sync {
                 mapping,
                 container,
                 running,
                 observed,
+                ..
             } => self.on_sync(*mapping, container, running, observed).await,
             ServerMsg::Drain { input, waiter } => {
+                self.last_event_at = Some(Instant::now());
                 self.refresh_before_acting().await;
                 self.drain_waiters.extend(waiter);
                 self.feed(input, None).await;
@@ -212,6 +229,7 @@ impl ServerTask {
                 }
             }
             ServerMsg::Ready { waiter } => {
+                self.last_event_at = Some(Instant::now());
                 self.ready_waiters.extend(waiter);
                 self.feed(Input::ReadyRequested, None).await;
             }
