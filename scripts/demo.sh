@@ -92,7 +92,8 @@ for app in "${apps[@]}"; do
     docker restart -t 10 "$id-$app" >/dev/null
     for _ in $(seq 200); do in_rotation "$app" && break; sleep 0.05; done
     in_rotation "$app" || { echo "$app did not come back"; tail -20 "$dir/daemon.log"; exit 1; }
-    printf '    %s: docker restart -> back in rotation at weight 10 in %.2f s\n' "$app" "$(echo "$(now) - $start" | bc)"
+    awk -v app="$app" -v a="$start" -v b="$(now)" \
+        'BEGIN { printf "    %s: docker restart -> back in rotation at weight 10 in %.2f s\n", app, b - a }'
 done
 wait "$wrk_pid"
 
