@@ -1,6 +1,7 @@
 //! Control requests in the hub: resolve the target, check the availability budget, start the
 //! drain or ready, and hand the waiting to a small task so the hub never blocks.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use super::handle::{
 use super::hub::Hub;
 use super::server_task::{DrainOutcome, ServerMsg, ServerSnapshot};
 use crate::drain::{DrainResult, Input};
-use crate::haproxy::{AdminState, OpState, ServerId};
+use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
 
 impl Hub {
     /// The server a target names; a container the hub has not seen yet (just created) is looked
@@ -92,7 +93,7 @@ impl Hub {
     {
         let server = self.resolve(&request.target).await?;
         if !request.force {
-            self.check_budget(&server)?;
+            self.check_budget(&server).await?;
         }
         let entry = self
             .servers
@@ -207,23 +208,43 @@ impl Hub {
         })
     }
 
-    /// Refuses a drain that would hold more of the backend out than its budget allows.
-    fn check_budget(&self, target: &ServerId) -> Result<(), ControlError> {
+    /// Refuses a drain that would hold more of the backend out than its budget allows. Reads
+    /// the backend fresh: a server that HAProxy reports DOWN is not "ready", whatever we think.
+    async fn check_budget(&self, target: &ServerId) -> Result<(), ControlError> {
+        let command = Command::ShowServersState(Some(target.backend.clone()));
+        let mut fresh: HashMap<ServerId, Vec<ServerState>> = HashMap::new();
+        for reply in self.ctx.fleet.apply(&command).await {
+            if let Ok(Reply::ServersState(states)) = reply {
+                for state in states {
+                    fresh.entry(state.id.clone()).or_default().push(state);
+                }
+            }
+        }
+        let states = if fresh.is_empty() {
+            &self.last_states
+        } else {
+            &fresh
+        };
+        let up = |id: &ServerId| {
+            states.get(id).is_some_and(|all| {
+                all.iter()
+                    .all(|s| s.op_state == OpState::Running && s.weight > 0)
+            })
+        };
         let in_rotation = |id: &ServerId| match self.servers.get(id) {
-            Some(entry) => entry.shared.lock().map(|s| s.in_rotation).unwrap_or(false),
-            None => self.last_states.get(id).is_some_and(|states| {
-                states.iter().all(|s| {
-                    s.admin.as_admin_state() == AdminState::Ready
-                        && s.weight > 0
-                        && s.op_state == OpState::Running
-                })
-            }),
+            Some(entry) => entry.shared.lock().map(|s| s.in_rotation).unwrap_or(false) && up(id),
+            None => {
+                up(id)
+                    && states.get(id).is_some_and(|all| {
+                        all.iter()
+                            .all(|s| s.admin.as_admin_state() == AdminState::Ready)
+                    })
+            }
         };
         if !in_rotation(target) {
             return Ok(());
         }
-        let backend: Vec<&ServerId> = self
-            .last_states
+        let backend: Vec<&ServerId> = states
             .keys()
             .filter(|id| id.backend == target.backend)
             .collect();
