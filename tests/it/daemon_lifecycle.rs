@@ -256,3 +256,30 @@ async fn a_custom_stop_signal_starts_the_drain() {
     );
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_counts_a_down_server_as_out() {
+    let stack = Stack::start(StackOptions {
+        apps: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    // app2 hangs: HAProxy's checks mark it DOWN, but nothing took it out of rotation.
+    stack.apps[1].pause();
+    stack
+        .wait_state(2, "DOWN by HAProxy's checks", |s| {
+            s.op_state == haproxy_drain::haproxy::OpState::Stopped
+        })
+        .await;
+    let target = stack.server(1).to_string();
+    let output = tokio::task::block_in_place(|| stack.daemon.cli(&["drain", &target]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "refused: {stderr}");
+    assert!(stderr.contains("budget"), "{stderr}");
+    assert_eq!(
+        stack.state(1).await.expect("state").admin.as_admin_state(),
+        AdminState::Ready,
+        "the last working server stays in rotation"
+    );
+    stack.apps[1].unpause();
+}
