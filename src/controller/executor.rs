@@ -75,7 +75,8 @@ impl ServerTask {
         let id = self.id.clone();
         match action {
             Action::SetAdmin(state) => {
-                if self.apply(Command::SetState(id, state)).await {
+                self.last_change_ok = self.apply(Command::SetState(id, state)).await;
+                if self.last_change_ok {
                     self.actual_admin = Some(state);
                 }
             }
@@ -86,7 +87,7 @@ impl ServerTask {
                     _ if w == 0 => WeightSpec::Percent(0),
                     _ => WeightSpec::Absolute(w),
                 };
-                self.apply(Command::SetWeight(id, spec)).await;
+                self.last_change_ok = self.apply(Command::SetWeight(id, spec)).await;
             }
             Action::SetAddr(ip, port) => {
                 self.apply(Command::SetAddr {
@@ -167,22 +168,32 @@ impl ServerTask {
     }
 
     /// Sends one command to every HAProxy; true when all accepted it.
+    /// Sends one command to every HAProxy. True when it took effect somewhere and no HAProxy that
+    /// has the server failed entirely: a HAProxy without this backend/server does not route to
+    /// it, and one that is unreachable is corrected by the reconciliation that follows its return.
     pub(super) async fn apply(&self, command: Command) -> bool {
-        let mut all_ok = true;
+        let (mut accepted, mut failed) = (0, 0);
         for (i, result) in self.ctx.fleet.apply(&command).await.into_iter().enumerate() {
-            if let Err(error) = result {
-                all_ok = false;
-                let haproxy = self
-                    .ctx
-                    .fleet
-                    .clients()
-                    .get(i)
-                    .map(|c| c.addr().to_string())
-                    .unwrap_or_default();
-                tracing::error!(server = %self.id, %haproxy, %command, %error, "HAProxy command failed; reconciliation will retry");
+            let error = match result {
+                Ok(_) => {
+                    accepted += 1;
+                    continue;
+                }
+                Err(error) => error,
+            };
+            if !matches!(&error, HaproxyError::Command(e) if e.is_not_found()) {
+                failed += 1;
             }
+            let haproxy = self
+                .ctx
+                .fleet
+                .clients()
+                .get(i)
+                .map(|c| c.addr().to_string())
+                .unwrap_or_default();
+            tracing::error!(server = %self.id, %haproxy, %command, %error, "HAProxy command failed; reconciliation will retry");
         }
-        all_ok
+        accepted > 0 || failed == 0
     }
 
     pub(super) fn report(&mut self, report: Report) {

@@ -15,7 +15,9 @@ use super::executor::changes_haproxy;
 use super::handle::Owner;
 use super::Context;
 use crate::docker::ContainerInfo;
-use crate::drain::{Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership};
+use crate::drain::{
+    Action, Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership,
+};
 use crate::haproxy::{AdminState, ServerId};
 use crate::mapping::Mapping;
 use crate::shutdown::Shutdown;
@@ -105,6 +107,8 @@ pub struct ServerTask {
     pub(super) missing_backend_reported: bool,
     /// When the last event or request was applied (see `ServerMsg::Sync::read_at`).
     pub(super) last_event_at: Option<Instant>,
+    /// Whether the last weight/state change reached every HAProxy.
+    pub(super) last_change_ok: bool,
 }
 
 /// Picks the address HAProxy should use: the configured network's, else the first by name.
@@ -168,6 +172,7 @@ impl ServerTask {
             ready_waiters: Vec::new(),
             missing_backend_reported: false,
             last_event_at: None,
+            last_change_ok: true,
         };
         tokio::spawn(task.run(rx, shutdown));
         tx
@@ -342,11 +347,20 @@ impl ServerTask {
                     "decision"
                 );
             }
+            let mut change_failed = false;
             for action in actions {
+                if change_failed && matches!(action, Action::Disown) {
+                    // A restore that did not reach HAProxy must not drop the ownership record:
+                    // go back to the record and let reconciliation restore it again.
+                    self.restore_failed().await;
+                    queue.clear();
+                    break;
+                }
                 let changed = changes_haproxy(&action);
                 if let Some(next) = self.execute(action).await {
                     queue.push_back(next);
                 }
+                change_failed |= changed && !self.last_change_ok;
                 if changed {
                     if let Some(nanos) = event_nanos.take() {
                         let latency = Duration::from_nanos(
@@ -363,6 +377,23 @@ impl ServerTask {
             }
         }
         self.publish();
+    }
+}
+
+impl ServerTask {
+    async fn restore_failed(&mut self) {
+        let owned = self.ctx.store.get(&self.id).await;
+        let dynamic = self.ctx.store.is_dynamic(&self.id).await;
+        self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), owned);
+        self.machine.set_dynamic(dynamic);
+        self.ctx.metrics.restore_finished(
+            crate::metrics::RestoreResult::Failed,
+            &self.id.backend,
+            &self.id.server,
+            None,
+            None,
+        );
+        tracing::warn!(server = %self.id, "restore did not reach every HAProxy; still held, retried at the next reconciliation");
     }
 }
 

@@ -132,3 +132,66 @@ async fn docker_event_stream_cut_while_a_container_dies() {
     );
     assert!(stack.daemon.log().contains("Docker event stream lost"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_cannot_reach_haproxy_is_retried_when_it_is_back() {
+    use crate::support::docker::{unique_name, ContainerSpec, TestNetwork, APP_PORT, IMAGE_NOHC};
+    use crate::support::haproxy::HaproxyFixture;
+
+    let network = TestNetwork::create();
+    let backend = unique_name("flaky").replace('-', "_");
+    let app = ContainerSpec::new("flaky")
+        .image(IMAGE_NOHC)
+        .network(&network)
+        .label("haproxy-drain.backend", &backend)
+        .label("haproxy-drain.server", "app1")
+        .run();
+    // No HAProxy checks: the restore follows the probe at once, while HAProxy is unreachable.
+    let haproxy = HaproxyFixture::start(&format!(
+        "backend {backend}\n    server app1 {}:{APP_PORT} weight 30\n",
+        app.ip().expect("ip")
+    ))
+    .await;
+    let proxy = SocketProxy::start_to(&haproxy.admin_socket());
+    let daemon = crate::support::daemon::Daemon::start(&[proxy.url()], &[]).await;
+    let id = haproxy_drain::haproxy::ServerId::new(backend.clone(), "app1");
+    let admin = |want: AdminState| {
+        let client = haproxy.admin_client();
+        let id = id.clone();
+        async move {
+            client
+                .show_servers_state(None)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s.id == id && s.admin.as_admin_state() == want && s.weight == 30)
+        }
+    };
+    app.stop(5);
+    wait_until(Duration::from_secs(20), "app1 in MAINT", || {
+        admin(AdminState::Maint)
+    })
+    .await;
+    proxy.pause();
+    app.start();
+    wait_until(
+        Duration::from_secs(20),
+        "a restore attempt that failed",
+        || {
+            let log = daemon.log();
+            async move { log.contains("restore did not reach every HAProxy") }
+        },
+    )
+    .await;
+    assert!(
+        admin(AdminState::Maint).await,
+        "still out: HAProxy never heard the restore"
+    );
+    proxy.resume();
+    wait_until(
+        Duration::from_secs(20),
+        "app1 restored once HAProxy answers",
+        || admin(AdminState::Ready),
+    )
+    .await;
+}
