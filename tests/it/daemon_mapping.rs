@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use haproxy_drain::haproxy::{AdminState, OpState};
+use haproxy_drain::haproxy::{AdminState, OpState, ServerState};
 
 use crate::support::daemon::Daemon;
 use crate::support::docker::{unique_name, ContainerSpec, TestNetwork, APP_PORT, IMAGE_NOHC};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
 use crate::support::load::Load;
 use crate::support::stack::{Stack, StackOptions};
+use crate::support::wait::{server_state, wait_server};
 use crate::support::wait::{wait_for, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,14 +82,7 @@ async fn rules_and_dynamic_servers_and_bad_labels() {
     let state = |n: u32| {
         let client = client.clone();
         let id = server(n);
-        async move {
-            client
-                .show_servers_state(Some(&id.backend))
-                .await
-                .ok()?
-                .into_iter()
-                .find(|s| s.id == id)
-        }
+        async move { server_state(&client, &id).await }
     };
 
     // A rule maps `<prefix>_1` to app_1: a stop goes through haproxy-drain.
@@ -229,20 +223,8 @@ async fn two_haproxies_get_every_action_and_both_must_drain() {
         crate::support::docker::docker_ok(&["stop", "-t", "10", &container])
     });
     for client in [a.admin_client(), b.admin_client()] {
-        let id = id.clone();
-        wait_until(Duration::from_secs(5), "DRAIN on both HAProxies", || {
-            let client = client.clone();
-            let id = id.clone();
-            async move {
-                client
-                    .show_servers_state(None)
-                    .await
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|s| s.id == id && s.admin.is_drain())
-            }
-        })
-        .await;
+        let drain = |s: &ServerState| s.admin.is_drain();
+        wait_server(&client, &id, Duration::from_secs(5), "DRAIN on both", drain).await;
     }
     stopper.join().expect("docker stop");
     let finished = slow.await.expect("request task");
@@ -257,19 +239,14 @@ async fn two_haproxies_get_every_action_and_both_must_drain() {
     )
     .await;
     for client in [a.admin_client(), b.admin_client()] {
-        let id = id.clone();
-        wait_until(Duration::from_secs(10), "MAINT on both HAProxies", || {
-            let client = client.clone();
-            let id = id.clone();
-            async move {
-                client
-                    .show_servers_state(None)
-                    .await
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|s| s.id == id && s.admin.is_maint())
-            }
-        })
+        let maint = |s: &ServerState| s.admin.is_maint();
+        wait_server(
+            &client,
+            &id,
+            Duration::from_secs(10),
+            "MAINT on both",
+            maint,
+        )
         .await;
     }
 }
@@ -297,26 +274,11 @@ async fn a_server_behind_a_published_port_keeps_its_address() {
     let _daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
     let id = haproxy_drain::haproxy::ServerId::new(backend.clone(), "app1");
     let client = haproxy.admin_client();
-    let wait_back = |what: &'static str| {
-        let client = client.clone();
-        let id = id.clone();
-        wait_for(Duration::from_secs(30), what, move || {
-            let client = client.clone();
-            let id = id.clone();
-            async move {
-                client
-                    .show_servers_state(None)
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .find(|s| {
-                        s.id == id
-                            && s.admin.as_admin_state() == AdminState::Ready
-                            && s.op_state == OpState::Running
-                    })
-            }
-        })
+    let in_rotation = |s: &ServerState| {
+        s.admin.as_admin_state() == AdminState::Ready && s.op_state == OpState::Running
     };
+    let wait_back =
+        |what: &'static str| wait_server(&client, &id, Duration::from_secs(30), what, in_rotation);
     wait_back("app1 up").await;
     app.recreate();
     let state = wait_back("app1 back after a recreate").await;

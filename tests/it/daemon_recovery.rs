@@ -159,12 +159,9 @@ async fn a_restore_that_cannot_reach_haproxy_is_retried_when_it_is_back() {
         let client = haproxy.admin_client();
         let id = id.clone();
         async move {
-            client
-                .show_servers_state(None)
+            crate::support::wait::server_state(&client, &id)
                 .await
-                .unwrap_or_default()
-                .iter()
-                .any(|s| s.id == id && s.admin.as_admin_state() == want && s.weight == 30)
+                .is_some_and(|s| s.admin.as_admin_state() == want && s.weight == 30)
         }
     };
     app.stop(5);

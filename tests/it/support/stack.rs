@@ -11,7 +11,6 @@ use haproxy_drain::haproxy::{AdminState, Client, ServerId, ServerState};
 use super::daemon::Daemon;
 use super::docker::{unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT};
 use super::haproxy::{free_loopback_port, HaproxyConfig, HaproxyFixture};
-use super::wait::wait_for;
 
 /// The weight every test server starts with: not 1, so a hard-coded restore would show.
 pub const WEIGHT: u32 = 37;
@@ -137,13 +136,7 @@ impl Stack {
     }
 
     pub async fn state(&self, i: usize) -> Option<ServerState> {
-        let id = self.server(i);
-        self.client()
-            .show_servers_state(Some(&self.backend))
-            .await
-            .ok()?
-            .into_iter()
-            .find(|s| s.id == id)
+        super::wait::server_state(&self.client(), &self.server(i)).await
     }
 
     /// Polls `show servers state` until server `i` satisfies `check`; returns that state.
@@ -153,12 +146,14 @@ impl Stack {
         what: &str,
         check: impl Fn(&ServerState) -> bool,
     ) -> ServerState {
-        let what = format!("{}: {what}", self.server(i));
-        wait_for(Duration::from_secs(30), &what, || {
-            let state = self.state(i);
-            let check = &check;
-            async move { state.await.filter(|s| check(s)) }
-        })
+        let client = self.client();
+        super::wait::wait_server(
+            &client,
+            &self.server(i),
+            Duration::from_secs(30),
+            what,
+            check,
+        )
         .await
     }
 

@@ -69,3 +69,34 @@ pub async fn collect_until<T: std::fmt::Debug>(
     }
     items
 }
+
+/// The server's line of `show servers state`, if HAProxy answers and has it.
+pub async fn server_state(
+    client: &haproxy_drain::haproxy::Client,
+    id: &haproxy_drain::haproxy::ServerId,
+) -> Option<haproxy_drain::haproxy::ServerState> {
+    client
+        .show_servers_state(Some(&id.backend))
+        .await
+        .ok()?
+        .into_iter()
+        .find(|s| &s.id == id)
+}
+
+/// Polls [`server_state`] until `check` holds; returns that state, panics naming `what` after
+/// `timeout`.
+pub async fn wait_server(
+    client: &haproxy_drain::haproxy::Client,
+    id: &haproxy_drain::haproxy::ServerId,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&haproxy_drain::haproxy::ServerState) -> bool,
+) -> haproxy_drain::haproxy::ServerState {
+    let what = format!("{id}: {what}");
+    wait_for(timeout, &what, || {
+        let state = server_state(client, id);
+        let check = &check;
+        async move { state.await.filter(|s| check(s)) }
+    })
+    .await
+}
