@@ -141,9 +141,7 @@ impl ServerTask {
         let haproxy_addr = self.observed.and_then(|o| o.addr);
         // Through a published port (HAProxy points at this host): probe what HAProxy will use.
         let (ip, port) = match haproxy_addr {
-            Some(addr) if addr.is_loopback() || addr.is_unspecified() => {
-                (Some(addr), self.observed.and_then(|o| o.port))
-            }
+            Some(addr) if addr.is_loopback() => (Some(addr), self.observed.and_then(|o| o.port)),
             _ => (
                 self.container.as_ref().and_then(|c| c.ip),
                 self.mapping.port.or(self.observed.and_then(|o| o.port)),

@@ -239,10 +239,7 @@ impl Machine {
     pub(super) fn addr_fix(&self, addr: Option<(IpAddr, Option<u16>)>) -> Option<Action> {
         let (ip, port) = addr?;
         let observed = self.observed?;
-        if observed
-            .addr
-            .is_some_and(|a| a.is_loopback() || a.is_unspecified())
-        {
+        if observed.addr.is_some_and(|a| a.is_loopback()) {
             // HAProxy reaches the container through a published port on this host: that
             // address survives a recreate, and the container's own IP must not replace it.
             return None;

@@ -353,3 +353,25 @@ fn a_published_port_address_is_kept() {
         ],
     );
 }
+
+#[test]
+fn an_unresolved_address_is_replaced_by_the_container_address() {
+    let mut unresolved = observed(Ready, 10, false);
+    unresolved.addr = Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    check(
+        DrainMode::Drain,
+        None,
+        vec![(
+            0,
+            sync(running(NEW_IP), unresolved),
+            vec![
+                A::Own(Ready, Some(10), false),
+                A::Admin(Maint),
+                A::Addr(NEW_IP),
+                A::Fix("address"),
+                A::Probe,
+            ],
+            "gating",
+        )],
+    );
+}
