@@ -35,7 +35,9 @@ async fn the_socket_is_0660_stale_files_are_replaced_live_ones_are_not() {
 
     // A socket file nobody listens on any more is replaced.
     let stale = served.dir.path().join("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    // A datagram socket file: no stream connect can ever succeed on it, even while a process
+    // forked by a parallel test still holds the fd for a moment before its exec.
+    drop(std::os::unix::net::UnixDatagram::bind(&stale).unwrap());
     let task = serve_unix(&stale, SOCKET_MODE, state(), Shutdown::never())
         .await
         .unwrap();
