@@ -2,12 +2,22 @@
 //!
 //! # Layout
 //!
+//! I/O at the two edges, decisions in the middle, one shutdown signal everywhere.
+//!
 //! - [`haproxy`]: the runtime API client (stats socket / master CLI), typed commands and pure
 //!   reply parsers. The only code that talks to HAProxy.
-//! - [`docker`]: bollard wrapper: list, inspect, the event stream with reconnect and replay. The
-//!   only code that talks to Docker.
-//! - [`controller`]: one task per mapped server; executes the drain machine's actions against every
-//!   HAProxy; reconciles from ground truth. [`controller::ControllerHandle`] is its public face.
+//! - [`docker`]: bollard wrapper: list, inspect, the event stream with reconnect and replay, and
+//!   recreating a container with another image. The only code that talks to Docker.
+//! - [`config`]: the TOML file, validated; [`mapping`]: which server a container is (pure).
+//! - [`drain`]: the drain state machine — events and time in, actions out, no I/O.
+//! - [`controller`]: one task per mapped server running the machine and executing its actions on
+//!   every HAProxy; the hub that routes events and requests; reconciliation from ground truth.
+//!   [`controller::ControllerHandle`] is its public face.
+//! - [`ownership`]: the state file recording what haproxy-drain took out and must restore.
+//! - [`roll`]: drain → stop → recreate/restart → start → wait healthy, container after container.
+//! - [`api`]: the control API (Unix socket, optional TCP with a token) and its client.
+//! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
+//! - [`cli`]: the subcommands other than `run`; [`daemon`]: `run` itself, wiring it all together.
 //! - [`shutdown`]: the one shutdown signal every task listens to.
 
 pub mod api;
