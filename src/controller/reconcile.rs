@@ -60,6 +60,11 @@ impl Hub {
             self.backends = Some(backends);
         }
 
+        // Containers removed while the event stream was down never sent `destroy`: forget them.
+        let listed: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        self.containers.retain(|id, _| listed.contains(id.as_str()));
+        self.reported_bad.retain(|id| listed.contains(id.as_str()));
+
         // Each server's container: a running one wins over stopped leftovers.
         let mut wanted: HashMap<ServerId, (Mapping, Option<ContainerInfo>)> = HashMap::new();
         for info in containers {
