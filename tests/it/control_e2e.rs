@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::roll_world::{blocking, get, World};
+use crate::roll_world::{get, World};
 use crate::support::docker::IMAGE_HC;
 use crate::support::wait::wait_until;
 
@@ -106,17 +106,9 @@ async fn drain_wait_returns_only_once_sessions_are_zero_and_times_out_with_the_c
     );
 }
 
+/// The CLI against the world's daemon, off the async worker (the tests run multi-threaded).
 async fn blocking_cli(world: &World, args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let socket = world.daemon.control_socket();
-    blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .args(&args)
-            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
-            .output()
-            .expect("CLI runs")
-    })
-    .await
+    tokio::task::block_in_place(|| world.daemon.cli(args))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,18 +45,11 @@ fn ensure_unhealthy_image() {
 }
 
 async fn roll(world: &World, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = vec!["roll".into()];
-    args.extend(world.names());
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let socket = world.daemon.control_socket();
-    blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .args(&args)
-            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
-            .output()
-            .expect("CLI runs")
-    })
-    .await
+    let names = world.names();
+    let mut args: Vec<&str> = vec!["roll"];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(extra);
+    tokio::task::block_in_place(|| world.daemon.cli(&args))
 }
 
 fn ids(world: &World) -> Vec<String> {

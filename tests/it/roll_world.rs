@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use haproxy_drain::haproxy::types::ServerId;
 use haproxy_drain::haproxy::Client;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 pub use crate::support::daemon::Daemon;
@@ -268,31 +266,16 @@ fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// One `GET` with `Connection: close`; the body on a 200, else what went wrong.
+/// One `GET` through [`crate::support::load::get`], bounded to 15 s; the body on a 200.
 pub async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let started = Instant::now();
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: roll\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut reply = Vec::new();
-        stream
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let reply = String::from_utf8_lossy(&reply).into_owned();
-        let status = reply.lines().next().unwrap_or("").to_string();
-        if !status.starts_with("HTTP/1.1 200") {
-            return Err(format!("{status:?} after {:?}", started.elapsed()));
-        }
-        Ok(reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(15), exchange).await {
+    match tokio::time::timeout(
+        Duration::from_secs(15),
+        crate::support::load::get(addr, path),
+    )
+    .await
+    {
+        Ok(Err(error)) => Err(format!("{error} after {:?}", started.elapsed())),
         Ok(result) => result,
         Err(_) => Err("no answer within 15 s".to_string()),
     }

@@ -46,7 +46,7 @@ impl Load {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) && started.elapsed() < MAX_DURATION {
                         match tokio::time::timeout(REQUEST_TIMEOUT, get(addr, &path)).await {
-                            Ok(Ok(())) => {
+                            Ok(Ok(_)) => {
                                 counters.ok.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(Err(reason)) => fail(&counters, reason),
@@ -95,8 +95,8 @@ fn fail(counters: &Counters, reason: String) {
     }
 }
 
-/// One GET; `Ok` only for a 200.
-pub async fn get(addr: SocketAddr, path: &str) -> Result<(), String> {
+/// One GET with `Connection: close`; the body on a 200, else what went wrong.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -110,13 +110,11 @@ pub async fn get(addr: SocketAddr, path: &str) -> Result<(), String> {
         .read_to_end(&mut reply)
         .await
         .map_err(|e| format!("read: {e}"))?;
-    let head = String::from_utf8_lossy(&reply[..reply.len().min(64)]).to_string();
-    if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
-        Ok(())
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply.lines().next().unwrap_or("<empty reply>");
+    if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
+        Ok(reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
     } else {
-        Err(format!(
-            "status: {}",
-            head.lines().next().unwrap_or("<empty reply>")
-        ))
+        Err(format!("status: {status}"))
     }
 }
