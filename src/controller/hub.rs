@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::handle::ControlRequest;
-use super::reconcile::WorkerIdentity;
 use super::server_msg::ServerMsg;
 use super::server_task::ServerTask;
 use super::snapshot::ServerSnapshot;
@@ -34,6 +33,20 @@ pub(super) struct ServerEntry {
 pub(super) struct KnownContainer {
     pub name: String,
     pub server: ServerId,
+}
+
+/// Which worker process answered a HAProxy's runtime API: a new pid, or an uptime that went
+/// back, means a reload (or a restart), which resets every server to the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    pub pid: u32,
+    pub uptime_sec: u64,
+}
+
+impl WorkerIdentity {
+    pub fn replaced(self, before: WorkerIdentity) -> bool {
+        self.pid != before.pid || self.uptime_sec < before.uptime_sec
+    }
 }
 
 pub struct Hub {

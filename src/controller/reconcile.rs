@@ -12,26 +12,12 @@ use std::sync::{Arc, Mutex};
 use super::container_ref::ContainerRef;
 use super::fleet::{group_states, merge};
 use super::handle::{Owner, ServerView};
-use super::hub::{Hub, KnownContainer};
+use super::hub::{Hub, KnownContainer, WorkerIdentity};
 use super::server_msg::ServerMsg;
 use super::snapshot::ServerSnapshot;
 use crate::docker::ContainerInfo;
 use crate::haproxy::{RowKind, ServerId};
 use crate::mapping::Mapping;
-
-/// Which worker process answered a HAProxy's runtime API: a new pid, or an uptime that went
-/// back, means a reload (or a restart), which resets every server to the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerIdentity {
-    pub pid: u32,
-    pub uptime_sec: u64,
-}
-
-impl WorkerIdentity {
-    pub fn replaced(self, before: WorkerIdentity) -> bool {
-        self.pid != before.pid || self.uptime_sec < before.uptime_sec
-    }
-}
 
 impl Hub {
     pub(super) async fn reconcile(&mut self, why: &'static str) {
