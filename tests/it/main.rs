@@ -24,4 +24,5 @@ mod metrics_prometheus;
 mod roll_e2e;
 mod roll_recreate;
 mod roll_world;
+mod shutdown_matrix;
 mod support;

@@ -1,0 +1,241 @@
+//! What HAProxy and Docker did, recorded while a test runs, to check timelines afterwards:
+//! [`RotationLog`] polls `show servers state` at a high rate (every sample timed when sent and
+//! when answered); [`EventLog`] records the Docker events of one backend's containers (through
+//! `docker events`, replaying from its own start so that nothing before the subscription is lost).
+//! [`out_of_rotation_window`] is the check: from the first sample showing a server out after a
+//! stop request until the container's next start, no sample shows it in rotation.
+//!
+//! Self-contained on purpose: benches include the support directory with `#[path]`.
+
+#![allow(dead_code)] // the matrix and the campaign use different parts
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use haproxy_drain::haproxy::{AdminState, Client, OpState};
+
+/// One server's line of one `show servers state` reply.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub sent: SystemTime,
+    pub answered: SystemTime,
+    pub server: String,
+    pub admin: AdminState,
+    pub weight: u32,
+    pub op: OpState,
+    pub addr: String,
+}
+
+impl Sample {
+    /// HAProxy would send it new requests: neither MAINT nor DRAIN, and a weight above 0.
+    pub fn in_rotation(&self) -> bool {
+        self.admin == AdminState::Ready && self.weight > 0
+    }
+}
+
+/// Polls one backend's servers every `every` until dropped.
+pub struct RotationLog {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RotationLog {
+    pub fn start(client: Client, backend: &str, every: Duration) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (task_samples, task_stop, backend) =
+            (samples.clone(), stop.clone(), backend.to_string());
+        let client = client.with_timeout(Duration::from_secs(1));
+        let task = tokio::spawn(async move {
+            while !task_stop.load(Ordering::Relaxed) {
+                let sent = SystemTime::now();
+                if let Ok(states) = client.show_servers_state(Some(&backend)).await {
+                    let answered = SystemTime::now();
+                    let mut all = lock(&task_samples);
+                    all.extend(states.into_iter().map(|s| Sample {
+                        sent,
+                        answered,
+                        server: s.id.server.clone(),
+                        admin: s.admin.as_admin_state(),
+                        weight: s.weight,
+                        op: s.op_state,
+                        addr: s.addr.clone(),
+                    }));
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        Self {
+            samples,
+            stop,
+            task,
+        }
+    }
+
+    /// Samples of `server` answered at or after `from`, in order.
+    pub fn since(&self, server: &str, from: SystemTime) -> Vec<Sample> {
+        lock(&self.samples)
+            .iter()
+            .filter(|s| s.server == server && s.answered >= from)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets samples answered before `before` (keeps memory bounded in long campaigns).
+    pub fn forget_before(&self, before: SystemTime) {
+        lock(&self.samples).retain(|s| s.answered >= before);
+    }
+}
+
+impl Drop for RotationLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.abort();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// One Docker container event.
+#[derive(Debug, Clone)]
+pub struct DockerEvent {
+    pub at: SystemTime,
+    pub action: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// `docker events` for the containers labelled `haproxy-drain.backend=<backend>`, recorded.
+pub struct EventLog {
+    child: Child,
+    events: Arc<Mutex<Vec<DockerEvent>>>,
+}
+
+impl EventLog {
+    pub fn start(backend: &str) -> Self {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+            - 1.0;
+        let mut child = Command::new("docker")
+            .args([
+                "events",
+                "--since",
+                &format!("{since:.3}"),
+                "--filter",
+                "type=container",
+                "--filter",
+                &format!("label=haproxy-drain.backend={backend}"),
+                "--format",
+                "{{.TimeNano}}|{{.Action}}|{{.Actor.ID}}|{{index .Actor.Attributes \"name\"}}",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker events runs");
+        let stdout = child.stdout.take().expect("docker events stdout");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(event) = parse_event(&line) {
+                    lock(&sink).push(event);
+                }
+            }
+        });
+        Self { child, events }
+    }
+
+    /// Events of the container named `name` at or after `from`, in order.
+    pub fn named(&self, name: &str, from: SystemTime) -> Vec<DockerEvent> {
+        lock(&self.events)
+            .iter()
+            .filter(|e| e.name == name && e.at >= from)
+            .cloned()
+            .collect()
+    }
+
+    /// The first `action` event (prefix match: `kill` also matches nothing else) of `name` at or
+    /// after `from`.
+    pub fn first(&self, name: &str, action: &str, from: SystemTime) -> Option<DockerEvent> {
+        self.named(name, from)
+            .into_iter()
+            .find(|e| e.action == action)
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_event(line: &str) -> Option<DockerEvent> {
+    let mut parts = line.splitn(4, '|');
+    let nanos: u64 = parts.next()?.trim().parse().ok()?;
+    Some(DockerEvent {
+        at: UNIX_EPOCH + Duration::from_nanos(nanos),
+        action: parts.next()?.to_string(),
+        id: parts.next()?.to_string(),
+        name: parts.next()?.trim().to_string(),
+    })
+}
+
+/// What [`out_of_rotation_window`] found for one server between a stop request and a start.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// The first sample answered after the request that showed the server out of rotation.
+    pub out_at: Option<SystemTime>,
+    /// Samples that showed it in rotation after `out_at` and before the window's end.
+    pub violations: Vec<Sample>,
+    /// The first in-rotation sample after `out_at` (the restore as HAProxy showed it).
+    pub back_at: Option<SystemTime>,
+    pub samples: usize,
+}
+
+/// Checks the samples of one server (answered after the stop request, in order) against the
+/// window that ends at `end` (the container's next start; `None`: no start, the window is open).
+/// A violation is a sample sent after `out_at` was answered and answered before `end`, that
+/// showed the server in rotation: it certainly was, inside the window.
+pub fn out_of_rotation_window(samples: &[Sample], end: Option<SystemTime>) -> Window {
+    let out_at = samples
+        .iter()
+        .find(|s| !s.in_rotation())
+        .map(|s| s.answered);
+    let mut violations = Vec::new();
+    let mut back_at = None;
+    if let Some(out_at) = out_at {
+        for sample in samples.iter().filter(|s| s.sent > out_at) {
+            if !sample.in_rotation() {
+                continue;
+            }
+            back_at.get_or_insert(sample.answered);
+            if end.is_none_or(|end| sample.answered < end) {
+                violations.push(sample.clone());
+            }
+        }
+    }
+    Window {
+        out_at,
+        violations,
+        back_at,
+        samples: samples.len(),
+    }
+}
+
+/// `b - a` in milliseconds, negative when `b` is earlier.
+pub fn ms_between(a: SystemTime, b: SystemTime) -> i64 {
+    match b.duration_since(a) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
