@@ -25,4 +25,5 @@ mod roll_e2e;
 mod roll_recreate;
 mod roll_world;
 mod shutdown_matrix;
+mod shutdown_testapp;
 mod support;

@@ -2,8 +2,8 @@
 //! [`RotationLog`] polls `show servers state` at a high rate (every sample timed when sent and
 //! when answered); [`EventLog`] records the Docker events of one backend's containers (through
 //! `docker events`, replaying from its own start so that nothing before the subscription is lost).
-//! [`out_of_rotation_window`] is the check: from the first sample showing a server out after a
-//! stop request until the container's next start, no sample shows it in rotation.
+//! [`out_of_rotation_window`] is the check: from a stop signal (plus the daemon's reaction
+//! allowance) until the container's next start, no sample shows the server in rotation.
 //!
 //! Self-contained on purpose: benches include the support directory with `#[path]`.
 
@@ -40,39 +40,46 @@ impl Sample {
 pub struct RotationLog {
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RotationLog {
+    /// Polls on a thread (and runtime) of its own, so that a busy test runtime cannot stall it.
     pub fn start(client: Client, backend: &str, every: Duration) -> Self {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (task_samples, task_stop, backend) =
             (samples.clone(), stop.clone(), backend.to_string());
         let client = client.with_timeout(Duration::from_secs(1));
-        let task = tokio::spawn(async move {
-            while !task_stop.load(Ordering::Relaxed) {
-                let sent = SystemTime::now();
-                if let Ok(states) = client.show_servers_state(Some(&backend)).await {
-                    let answered = SystemTime::now();
-                    let mut all = lock(&task_samples);
-                    all.extend(states.into_iter().map(|s| Sample {
-                        sent,
-                        answered,
-                        server: s.id.server.clone(),
-                        admin: s.admin.as_admin_state(),
-                        weight: s.weight,
-                        op: s.op_state,
-                        addr: s.addr.clone(),
-                    }));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("poller runtime");
+            runtime.block_on(async move {
+                while !task_stop.load(Ordering::Relaxed) {
+                    let sent = SystemTime::now();
+                    if let Ok(states) = client.show_servers_state(Some(&backend)).await {
+                        let answered = SystemTime::now();
+                        let mut all = lock(&task_samples);
+                        all.extend(states.into_iter().map(|s| Sample {
+                            sent,
+                            answered,
+                            server: s.id.server.clone(),
+                            admin: s.admin.as_admin_state(),
+                            weight: s.weight,
+                            op: s.op_state,
+                            addr: s.addr.clone(),
+                        }));
+                    }
+                    tokio::time::sleep(every).await;
                 }
-                tokio::time::sleep(every).await;
-            }
+            });
         });
         Self {
             samples,
             stop,
-            task,
+            thread: Some(thread),
         }
     }
 
@@ -94,7 +101,9 @@ impl RotationLog {
 impl Drop for RotationLog {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.task.abort();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -190,45 +199,60 @@ fn parse_event(line: &str) -> Option<DockerEvent> {
     })
 }
 
-/// What [`out_of_rotation_window`] found for one server between a stop request and a start.
+/// What [`out_of_rotation_window`] found for one server.
 #[derive(Debug, Clone)]
 pub struct Window {
-    /// The first sample answered after the request that showed the server out of rotation.
+    /// The first sample that showed the server out of rotation.
     pub out_at: Option<SystemTime>,
-    /// Samples that showed it in rotation after `out_at` and before the window's end.
+    /// Samples sent at or after the window's start and answered before its end that showed the
+    /// server in rotation: it certainly was, inside the window.
     pub violations: Vec<Sample>,
     /// The first in-rotation sample after `out_at` (the restore as HAProxy showed it).
     pub back_at: Option<SystemTime>,
-    pub samples: usize,
+    /// Samples inside the window: 0 means the window was not observed at all.
+    pub observed: usize,
+    /// The longest time between two samples inside the window (a busy machine stalls the poll).
+    pub max_gap: Duration,
 }
 
-/// Checks the samples of one server (answered after the stop request, in order) against the
-/// window that ends at `end` (the container's next start; `None`: no start, the window is open).
-/// A violation is a sample sent after `out_at` was answered and answered before `end`, that
-/// showed the server in rotation: it certainly was, inside the window.
-pub fn out_of_rotation_window(samples: &[Sample], end: Option<SystemTime>) -> Window {
+/// Checks one server's samples (answered after the stop request, in order) against the window
+/// `[from, end)`: from the stop signal plus the daemon's reaction allowance (or the signal
+/// itself, when the daemon drains before it) until the container's next start.
+pub fn out_of_rotation_window(samples: &[Sample], from: SystemTime, end: SystemTime) -> Window {
     let out_at = samples
         .iter()
         .find(|s| !s.in_rotation())
         .map(|s| s.answered);
-    let mut violations = Vec::new();
-    let mut back_at = None;
-    if let Some(out_at) = out_at {
-        for sample in samples.iter().filter(|s| s.sent > out_at) {
-            if !sample.in_rotation() {
-                continue;
-            }
-            back_at.get_or_insert(sample.answered);
-            if end.is_none_or(|end| sample.answered < end) {
-                violations.push(sample.clone());
-            }
-        }
-    }
+    let back_at = out_at.and_then(|out| {
+        samples
+            .iter()
+            .find(|s| s.sent > out && s.in_rotation())
+            .map(|s| s.answered)
+    });
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= from && s.answered < end)
+        .collect();
+    let max_gap = inside
+        .windows(2)
+        .map(|pair| {
+            pair[1]
+                .sent
+                .duration_since(pair[0].sent)
+                .unwrap_or_default()
+        })
+        .max()
+        .unwrap_or_default();
     Window {
         out_at,
-        violations,
+        violations: inside
+            .iter()
+            .filter(|s| s.in_rotation())
+            .map(|s| (*s).clone())
+            .collect(),
         back_at,
-        samples: samples.len(),
+        observed: inside.len(),
+        max_gap,
     }
 }
 
