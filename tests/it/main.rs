@@ -24,6 +24,7 @@ mod metrics_prometheus;
 mod roll_e2e;
 mod roll_recreate;
 mod roll_world;
+mod shutdown_campaign;
 mod shutdown_matrix;
 mod shutdown_testapp;
 mod support;

@@ -266,7 +266,9 @@ async fn run_cell(world: &mut ShutdownWorld, behaviour: Behaviour, path: Path) -
             }
         }
         Path::Roll => {
-            let output = world.roll(&[name.clone()], IMAGE_SIGTERM_V2, "60s").await;
+            let output = world
+                .roll(std::slice::from_ref(&name), IMAGE_SIGTERM_V2, "60s")
+                .await;
             if !output.status.success() {
                 problems.push(format!(
                     "roll failed: {}{}",
