@@ -448,9 +448,7 @@ fn in_rotation_while_stopping(world: &ShutdownWorld, t0: SystemTime) -> usize {
             let Some(start) = world.events.first(&app.name, "start", kill.at) else {
                 continue;
             };
-            count += out_of_rotation_window(&samples, kill.at, start.at)
-                .violations
-                .len();
+            count += out_of_rotation_window(&samples, kill.at, start.at).violations();
         }
     }
     count

@@ -204,15 +204,25 @@ fn parse_event(line: &str) -> Option<DockerEvent> {
 pub struct Window {
     /// The first sample that showed the server out of rotation.
     pub out_at: Option<SystemTime>,
-    /// Samples sent at or after the window's start and answered before its end that showed the
-    /// server in rotation: it certainly was, inside the window.
-    pub violations: Vec<Sample>,
+    /// In-rotation samples sent at or after the window's start but before `out_at` was
+    /// answered: the daemon had not reacted yet (how fast it reacts is a benchmark's business).
+    pub late: Vec<Sample>,
+    /// In-rotation samples sent after `out_at` and answered before the window's end: the server
+    /// was put back while its container was stopping (issue 8's bug).
+    pub reentries: Vec<Sample>,
     /// The first in-rotation sample after `out_at` (the restore as HAProxy showed it).
     pub back_at: Option<SystemTime>,
     /// Samples inside the window: 0 means the window was not observed at all.
     pub observed: usize,
     /// The longest time between two samples inside the window (a busy machine stalls the poll).
     pub max_gap: Duration,
+}
+
+impl Window {
+    /// Every sample that showed the server in rotation inside the window.
+    pub fn violations(&self) -> usize {
+        self.late.len() + self.reentries.len()
+    }
 }
 
 /// Checks one server's samples (answered after the stop request, in order) against the window
@@ -223,12 +233,11 @@ pub fn out_of_rotation_window(samples: &[Sample], from: SystemTime, end: SystemT
         .iter()
         .find(|s| !s.in_rotation())
         .map(|s| s.answered);
-    let back_at = out_at.and_then(|out| {
-        samples
-            .iter()
-            .find(|s| s.sent > out && s.in_rotation())
-            .map(|s| s.answered)
-    });
+    let after_out = |s: &Sample| out_at.is_some_and(|out| s.sent > out);
+    let back_at = samples
+        .iter()
+        .find(|s| after_out(s) && s.in_rotation())
+        .map(|s| s.answered);
     let inside: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.sent >= from && s.answered < end)
@@ -243,13 +252,15 @@ pub fn out_of_rotation_window(samples: &[Sample], from: SystemTime, end: SystemT
         })
         .max()
         .unwrap_or_default();
+    let (reentries, late): (Vec<Sample>, Vec<Sample>) = inside
+        .iter()
+        .filter(|s| s.in_rotation())
+        .map(|s| (*s).clone())
+        .partition(|s| after_out(s));
     Window {
         out_at,
-        violations: inside
-            .iter()
-            .filter(|s| s.in_rotation())
-            .map(|s| (*s).clone())
-            .collect(),
+        late,
+        reentries,
         back_at,
         observed: inside.len(),
         max_gap,
