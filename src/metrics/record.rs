@@ -286,6 +286,17 @@ impl Metrics {
             })
             .inc();
     }
+
+    /// One request through the Docker gate. Both labels come from the gate's fixed vocabulary
+    /// (`src/gate`), never from the request.
+    pub fn gate_request(&self, kind: &'static str, result: &'static str) {
+        self.gate_requests
+            .get_or_create(&KindResultLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
 }
 
 fn owner_labels(proxy: &str, server: &str, owner: &str) -> OwnerServerLabels {
