@@ -61,7 +61,12 @@ async fn serve_connection(stream: UnixStream, service: Arc<GateService>, mut shu
         let service = service.clone();
         async move { Ok::<_, Infallible>(service.handle(request).await) }
     });
+    // half_close: a client that shuts its write side after the request (socat, `curl -T -`)
+    // still gets its answer, as from the engine.
     let connection = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        // Header names go out as the engine (or the client) wrote them.
+        .preserve_header_case(true)
         .serve_connection(TokioIo::new(stream), handler)
         .with_upgrades();
     tokio::pin!(connection);
@@ -151,10 +156,10 @@ impl GateService {
                 );
             }
         };
-        let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(
-            stream,
-        ))
-        .await
+        let (mut sender, connection) = match hyper::client::conn::http1::Builder::new()
+            .preserve_header_case(true)
+            .handshake(TokioIo::new(stream))
+            .await
         {
             Ok(parts) => parts,
             Err(error) => {
