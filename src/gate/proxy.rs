@@ -85,6 +85,7 @@ async fn serve_connection(stream: UnixStream, service: Arc<GateService>, mut shu
 
 impl GateService {
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        tracing::debug!(method = %request.method(), uri = %request.uri(), "docker gate request");
         let class = classify(
             request.method().as_str(),
             request.uri().path(),
