@@ -13,6 +13,7 @@ mod docker_events;
 mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
+mod gate_cli;
 mod gate_compose;
 mod gate_stop;
 mod gate_world;
