@@ -15,6 +15,7 @@ mod docker_reconnect;
 mod docker_testapp;
 mod gate_cli;
 mod gate_compose;
+mod gate_edge;
 mod gate_stop;
 mod gate_world;
 mod haproxy_client;
