@@ -7,7 +7,7 @@ use super::{DrainResult, Metrics, RestoreResult};
 
 impl Metrics {
     /// A drain began: the server is being taken out of rotation.
-    /// `trigger`: `docker_event`, `api`, `roll` or `reconcile` (anything else counts as `other`).
+    /// `trigger`: `docker_event`, `api`, `roll`, `reconcile` or `gate` (anything else counts as `other`).
     pub fn drain_started(&self, trigger: &str, proxy: &str, server: &str) {
         self.drains_started
             .get_or_create(&TriggerServerLabels {
