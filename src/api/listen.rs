@@ -22,16 +22,19 @@ pub const SOCKET_MODE: u32 = 0o660;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
-    #[error("control socket {path}: another haproxy-drain answers there already; stop it or pick another --control-socket")]
-    InUse { path: PathBuf },
-    #[error("control socket {path} exists and is not a socket; refusing to remove it")]
-    NotASocket { path: PathBuf },
-    #[error("control socket {path}: {action} failed: {source}")]
+    #[error("socket {path}: another haproxy-drain answers there already; stop it or pick another {flag}")]
+    InUse { path: PathBuf, flag: &'static str },
+    #[error("socket {path} ({flag}) exists and is not a socket; refusing to remove it")]
+    NotASocket { path: PathBuf, flag: &'static str },
+    #[error("socket {path} ({flag}): {action} failed: {source}")]
     Io {
         path: PathBuf,
+        flag: &'static str,
         action: &'static str,
         source: std::io::Error,
     },
+    #[error("group {group:?} for {flag}: no such group in /etc/group; give a group name or a numeric gid")]
+    UnknownGroup { group: String, flag: &'static str },
     #[error("control API on {addr}: bind failed: {source}")]
     Bind {
         addr: SocketAddr,
@@ -54,20 +57,7 @@ pub async fn serve_unix(
     state: ApiState,
     mut shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, ListenError> {
-    let io = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| ListenError::Io {
-            path,
-            action,
-            source,
-        }
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io("creating its directory"))?;
-    }
-    remove_stale(path).await?;
-    let listener = UnixListener::bind(path).map_err(io("bind"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod"))?;
+    let listener = bind_unix(path, mode, None, "--control-socket").await?;
     tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), "control API listening");
     let app = router(state);
     let path = path.to_path_buf();
@@ -82,22 +72,79 @@ pub async fn serve_unix(
     }))
 }
 
-async fn remove_stale(path: &Path) -> Result<(), ListenError> {
+/// Binds a Unix socket whose file mode (and group, when given) is its access control: creates
+/// the parent directory, replaces a stale socket file (nobody answers), refuses to take over a
+/// live one or to remove anything that is not a socket. `flag` names the option in errors.
+pub async fn bind_unix(
+    path: &Path,
+    mode: u32,
+    group: Option<u32>,
+    flag: &'static str,
+) -> Result<UnixListener, ListenError> {
+    let io = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| ListenError::Io {
+            path,
+            flag,
+            action,
+            source,
+        }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("creating its directory"))?;
+    }
+    remove_stale(path, flag).await?;
+    let listener = UnixListener::bind(path).map_err(io("bind"))?;
+    // The group before the mode: between the two, the socket is never open to a wrong group.
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io("chown (setting its group)"))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod"))?;
+    Ok(listener)
+}
+
+/// A group name (looked up in /etc/group) or a numeric gid.
+pub fn resolve_group(group: &str, flag: &'static str) -> Result<u32, ListenError> {
+    let group = group.trim();
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let unknown = || ListenError::UnknownGroup {
+        group: group.to_string(),
+        flag,
+    };
+    let table = std::fs::read_to_string("/etc/group").map_err(|_| unknown())?;
+    gid_in_table(&table, group).ok_or_else(unknown)
+}
+
+fn gid_in_table(table: &str, group: &str) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let gid = fields.nth(1)?;
+        (name == group).then(|| gid.trim().parse().ok()).flatten()
+    })
+}
+
+async fn remove_stale(path: &Path, flag: &'static str) -> Result<(), ListenError> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
     if !meta.file_type().is_socket() {
         return Err(ListenError::NotASocket {
             path: path.to_path_buf(),
+            flag,
         });
     }
     if UnixStream::connect(path).await.is_ok() {
         return Err(ListenError::InUse {
             path: path.to_path_buf(),
+            flag,
         });
     }
     std::fs::remove_file(path).map_err(|source| ListenError::Io {
         path: path.to_path_buf(),
+        flag,
         action: "removing the stale socket",
         source,
     })
@@ -179,6 +226,20 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_by_name_or_number() {
+        let table = "root:x:0:\ndocker:x:998:alice,bob\nbroken\nweb:x:notanumber:\n";
+        assert_eq!(gid_in_table(table, "docker"), Some(998));
+        assert_eq!(gid_in_table(table, "root"), Some(0));
+        assert_eq!(gid_in_table(table, "web"), None);
+        assert_eq!(gid_in_table(table, "dock"), None);
+        assert_eq!(resolve_group("1234", "--x").unwrap(), 1234);
+        assert!(matches!(
+            resolve_group("no-such-group-here", "--x"),
+            Err(ListenError::UnknownGroup { .. })
+        ));
+    }
 
     #[test]
     fn token_comparison_is_exact() {
