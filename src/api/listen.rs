@@ -44,6 +44,14 @@ pub enum ListenError {
     },
     #[error("token file {path} is empty; put a long random token in it")]
     EmptyToken { path: PathBuf },
+    #[error("token file {path} has mode {mode:o}: others may read it; refusing to start (chmod 600 it, or 640 for a group)")]
+    TokenExposed { path: PathBuf, mode: u32 },
+    #[error("control socket {path}: group {group:?}: {message}")]
+    Group {
+        path: PathBuf,
+        group: String,
+        message: String,
+    },
 }
 
 /// Serves the API on a Unix socket until `shutdown`; removes the socket file when it stops.
@@ -52,8 +60,29 @@ pub async fn serve_unix(
     path: &Path,
     mode: u32,
     state: ApiState,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, ListenError> {
+    serve_unix_group(path, mode, None, state, shutdown).await
+}
+
+/// [`serve_unix`], and the socket file's group set to `group` (a name from /etc/group or a
+/// numeric gid), so that its members — and with mode 0660 only they and the owner — may connect.
+pub async fn serve_unix_group(
+    path: &Path,
+    mode: u32,
+    group: Option<&str>,
+    state: ApiState,
     mut shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, ListenError> {
+    let gid = group
+        .map(|group| {
+            resolve_group(group, Path::new("/etc/group")).map_err(|message| ListenError::Group {
+                path: path.to_path_buf(),
+                group: group.to_string(),
+                message,
+            })
+        })
+        .transpose()?;
     let io = |action: &'static str| {
         let path = path.to_path_buf();
         move |source| ListenError::Io {
@@ -68,7 +97,10 @@ pub async fn serve_unix(
     remove_stale(path).await?;
     let listener = UnixListener::bind(path).map_err(io("bind"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod"))?;
-    tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), "control API listening");
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io("chgrp"))?;
+    }
+    tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), gid = ?gid, "control API listening");
     let app = router(state);
     let path = path.to_path_buf();
     Ok(tokio::spawn(async move {
@@ -134,11 +166,51 @@ pub async fn serve_tcp(
     Ok((bound, task))
 }
 
+/// A group name (looked up in `group_file`, no NSS: static binaries have none) or a numeric gid.
+fn resolve_group(group: &str, group_file: &Path) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let text = std::fs::read_to_string(group_file).map_err(|e| {
+        format!(
+            "cannot read {}: {e}; give a numeric gid",
+            group_file.display()
+        )
+    })?;
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (name == group).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| {
+            format!(
+                "no such group in {}; give a numeric gid",
+                group_file.display()
+            )
+        })
+}
+
 fn read_token(path: &Path) -> Result<String, ListenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ListenError::TokenFile {
+    let token_error = |source| ListenError::TokenFile {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // A token anyone on the host can read is no secret: refuse before serving with it.
+    let mode = std::fs::metadata(path)
+        .map_err(token_error)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(ListenError::TokenExposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(token_error)?;
     let token = text.trim().to_string();
     if token.is_empty() {
         return Err(ListenError::EmptyToken {
@@ -193,6 +265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "  abc \n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(read_token(&file).unwrap(), "abc");
         std::fs::write(&file, " \n").unwrap();
         assert!(matches!(
@@ -203,5 +276,35 @@ mod tests {
             read_token(&dir.path().join("missing")),
             Err(ListenError::TokenFile { .. })
         ));
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        for mode in [0o644, 0o604, 0o602, 0o601] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = read_token(&file).unwrap_err();
+            assert!(
+                matches!(error, ListenError::TokenExposed { .. }),
+                "{mode:o}"
+            );
+            assert!(error.to_string().contains("chmod 600"), "{error}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_token(&file).unwrap(), "s3cret");
+    }
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("group");
+        std::fs::write(&file, "root:x:0:\nhaproxy:x:117:alice,bob\n").unwrap();
+        assert_eq!(resolve_group("haproxy", &file), Ok(117));
+        assert_eq!(resolve_group("4242", &file), Ok(4242));
+        assert!(resolve_group("nope", &file)
+            .unwrap_err()
+            .contains("no such group"));
     }
 }

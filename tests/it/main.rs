@@ -21,6 +21,8 @@ mod metrics_assets;
 mod metrics_common;
 mod metrics_daemon;
 mod metrics_prometheus;
+mod privilege_docker;
+mod privilege_sockets;
 mod roll_e2e;
 mod roll_recreate;
 mod roll_world;

@@ -4,5 +4,6 @@ pub mod docker;
 pub mod haproxy;
 pub mod load;
 pub mod proxy;
+pub mod readonly_proxy;
 pub mod stack;
 pub mod wait;
