@@ -13,6 +13,8 @@ mod docker_events;
 mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
+mod flood_control;
+mod flood_haproxy;
 mod haproxy_client;
 mod haproxy_client_sockets;
 mod haproxy_fake_socket;
