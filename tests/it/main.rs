@@ -14,6 +14,7 @@ mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
 mod flood_control;
+mod flood_events;
 mod flood_haproxy;
 mod haproxy_client;
 mod haproxy_client_sockets;
