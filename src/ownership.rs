@@ -58,10 +58,16 @@ struct Records {
 }
 
 impl OwnershipStore {
-    /// Loads the record at `path` (a missing file is an empty record). `None`: memory only.
+    /// Loads the record at `path` (a missing file is an empty record) and writes it back at
+    /// once, so that a state file that cannot be written stops the start-up, not the first
+    /// drain. `None`: memory only.
     pub fn open(path: Option<PathBuf>) -> Result<Self, OwnershipError> {
         let servers = match &path {
-            Some(path) => load(path)?,
+            Some(path) => {
+                let records = load(path)?;
+                write(path, &records)?;
+                records
+            }
             None => Records::default(),
         };
         Ok(Self {
@@ -113,35 +119,39 @@ impl OwnershipStore {
     }
 
     fn persist(&self, records: &Records) -> Result<(), OwnershipError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let file = File {
-            version: FORMAT_VERSION,
-            servers: records
-                .held
-                .iter()
-                .map(|(id, o)| (id.to_string(), o.clone()))
-                .collect(),
-            dynamic: records.dynamic.iter().map(|id| id.to_string()).collect(),
-        };
-        let write_err = |source| OwnershipError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| write_err(e.into()))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-        let tmp = path.with_extension("tmp");
-        let mut out = std::fs::File::create(&tmp).map_err(write_err)?;
-        out.write_all(&bytes).map_err(write_err)?;
-        drop(out);
-        std::fs::rename(&tmp, path).map_err(write_err)?;
-        Ok(())
+        match &self.path {
+            Some(path) => write(path, records),
+            None => Ok(()),
+        }
     }
+}
+
+fn write(path: &Path, records: &Records) -> Result<(), OwnershipError> {
+    let file = File {
+        version: FORMAT_VERSION,
+        servers: records
+            .held
+            .iter()
+            .map(|(id, o)| (id.to_string(), o.clone()))
+            .collect(),
+        dynamic: records.dynamic.iter().map(|id| id.to_string()).collect(),
+    };
+    let write_err = |source| OwnershipError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| write_err(e.into()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    let tmp = path.with_extension("tmp");
+    let mut out = std::fs::File::create(&tmp).map_err(write_err)?;
+    out.write_all(&bytes).map_err(write_err)?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(write_err)?;
+    Ok(())
 }
 
 fn load(path: &Path) -> Result<Records, OwnershipError> {
@@ -178,8 +188,35 @@ fn load(path: &Path) -> Result<Records, OwnershipError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_state_file_that_cannot_be_written_fails_at_open_naming_the_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"").expect("file");
+        let path = blocker.join("state.json");
+        let error = OwnershipStore::open(Some(path.clone())).expect_err("cannot be used");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+
+        // Readable (absent) but not writable, even for root.
+        let path = PathBuf::from("/proc/haproxy-drain-state.json");
+        let error = OwnershipStore::open(Some(path.clone())).expect_err("cannot be written");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("writable"), "{message}");
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("new/dir/state.json");
+        OwnershipStore::open(Some(path.clone())).expect("opens");
+        assert!(path.is_file(), "written at start-up");
+        OwnershipStore::open(Some(path)).expect("and read back");
+    }
+
     use super::*;
-    use crate::controller::handle::Trigger;
+    use crate::drain::Trigger;
     use crate::haproxy::types::AdminState;
 
     fn record(weight: u32) -> Ownership {
@@ -190,6 +227,7 @@ mod tests {
             dynamic: false,
             trigger: Trigger::DockerEvent,
             since_unix_ms: 42,
+            stop: None,
         }
     }
 

@@ -11,8 +11,8 @@ use super::handle::{
     ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
 };
 use super::hub::Hub;
-use super::server_task::{DrainOutcome, ServerMsg, ServerSnapshot};
-use crate::drain::{DrainResult, Input};
+use super::server_task::{unix_nanos_now, DrainOutcome, ServerMsg, ServerSnapshot};
+use crate::drain::{DrainResult, Input, StopRequest, Trigger};
 use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
 
 impl Hub {
@@ -102,16 +102,26 @@ impl Hub {
         if let Ok(mut shared) = entry.shared.lock() {
             shared.in_rotation = false;
         }
-        let container = entry
+        let known = entry
             .active_container
             .as_ref()
-            .and_then(|id| self.containers.get(id))
-            .map(|c| c.name.clone());
+            .and_then(|id| self.containers.get(id));
+        let container = known.map(|c| c.name.clone());
+        // A roll stops the container right after the drain: its run ends now, whatever a
+        // reconciliation between the drain and the stop may read.
+        let stop = (request.trigger == Trigger::Roll).then(|| {
+            StopRequest::new(
+                unix_nanos_now(),
+                known.and_then(|c| c.stop_timeout),
+                entry.mapping.settings.drain_timeout.max(request.timeout),
+            )
+        });
         let (tx, rx) = oneshot::channel();
         let input = Input::Stopping {
             trigger: request.trigger,
             sticky: request.sticky,
             timeout: Some(request.timeout),
+            stop,
         };
         entry
             .tx

@@ -60,6 +60,7 @@ impl ServerTask {
             dynamic: true,
             trigger: Trigger::Reconcile,
             since_unix_ms: clock().unix_ms,
+            stop: None,
         };
         self.save_ownership(ownership.clone()).await;
         if let Err(error) = self.ctx.store.set_dynamic(&self.id, true).await {
@@ -245,6 +246,10 @@ impl ServerTask {
                     None,
                 );
                 tracing::warn!(server = %self.id, waited_ms = waited.as_millis() as u64, "container not healthy before the health timeout; keeping the server out of rotation and still probing");
+            }
+            Report::StopIgnored { held } => {
+                metrics.stop_ignored(proxy, server);
+                tracing::warn!(server = %self.id, held_ms = held.as_millis() as u64, "the container was asked to stop but still runs the same run after its stop timeout plus the drain timeout (the app ignored the signal?); putting the server back through the health gate");
             }
             Report::Correction(kind) => {
                 metrics.reconcile_correction(kind);

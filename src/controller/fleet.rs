@@ -66,7 +66,7 @@ impl Fleet {
         let result = client.call(command.clone()).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics
-            .haproxy_command(command_verb(command), outcome, started.elapsed());
+            .haproxy_command(command.verb(), outcome, started.elapsed());
         result
     }
 
@@ -219,28 +219,4 @@ pub fn group_states(snapshots: &[Snapshot]) -> HashMap<ServerId, Vec<ServerState
         }
     }
     grouped
-}
-
-/// A bounded metrics label for a command.
-pub fn command_verb(command: &Command) -> &'static str {
-    match command {
-        Command::ShowInfo => "show_info",
-        Command::ShowStat => "show_stat",
-        Command::ShowServersState(_) => "show_servers_state",
-        Command::ShowBackends => "show_backends",
-        Command::GetWeight(_) => "get_weight",
-        Command::SetWeight(..) => "set_weight",
-        Command::SetState(..) => "set_state",
-        Command::SetAddr { .. } => "set_addr",
-        Command::SetHealth(..) => "set_health",
-        Command::SetAgent(..) => "set_agent",
-        Command::ShutdownSessions(_) => "shutdown_sessions",
-        Command::AddServer { .. } => "add_server",
-        Command::DelServer(_) => "del_server",
-        Command::EnableHealth(_) => "enable_health",
-        Command::DisableHealth(_) => "disable_health",
-        Command::Reload => "reload",
-        Command::Raw(text) if text.starts_with("show stat") => "show_stat",
-        Command::Raw(_) => "other",
-    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::drain::{Owner, Trigger};
 use crate::haproxy::types::ServerId;
 
 /// What a request names: a container (by name) or a HAProxy server.
@@ -32,49 +33,6 @@ impl std::fmt::Display for Target {
         match self {
             Target::Container(name) => write!(f, "container {name}"),
             Target::Server(id) => write!(f, "server {id}"),
-        }
-    }
-}
-
-/// Who holds a server out of rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Owner {
-    /// In rotation; nobody holds it.
-    None,
-    /// An operator set MAINT/DRAIN (or weight 0) outside haproxy-drain.
-    Operator,
-    /// haproxy-drain took it out and will restore it.
-    HaproxyDrain,
-}
-
-impl Owner {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Owner::None => "none",
-            Owner::Operator => "operator",
-            Owner::HaproxyDrain => "haproxy-drain",
-        }
-    }
-}
-
-/// What started a drain; a metrics label and part of every decision log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    DockerEvent,
-    Api,
-    Roll,
-    Reconcile,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::DockerEvent => "docker_event",
-            Trigger::Api => "api",
-            Trigger::Roll => "roll",
-            Trigger::Reconcile => "reconcile",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -13,7 +14,7 @@ use super::server_task::{ServerMsg, ServerSnapshot, ServerTask};
 use super::{Context, RELOAD_POLL_INTERVAL};
 use crate::config::UnhealthyAction;
 use crate::docker::{ContainerEvent, EventAction, WatchItem};
-use crate::drain::Input;
+use crate::drain::{Input, StopRequest};
 use crate::haproxy::{ServerId, ServerState};
 use crate::mapping::{self, Mapping};
 use crate::shutdown::Shutdown;
@@ -35,6 +36,8 @@ pub(super) struct KnownContainer {
     pub server: ServerId,
     /// `None` until known (a container first seen by its `start` event).
     pub stop_signal: Option<i32>,
+    /// `--stop-timeout`; `None`: unknown or Docker's default.
+    pub stop_timeout: Option<Duration>,
 }
 
 impl KnownContainer {
@@ -43,6 +46,7 @@ impl KnownContainer {
             name: info.name.clone(),
             server: server.clone(),
             stop_signal: Some(info.stop_signal),
+            stop_timeout: info.stop_timeout,
         }
     }
 }
@@ -159,6 +163,7 @@ impl Hub {
         let server = mapping.server.clone();
         let unhealthy = mapping.settings.unhealthy;
         let stop_signal = self.containers.get(&event.id).and_then(|c| c.stop_signal);
+        let stop_timeout = self.containers.get(&event.id).and_then(|c| c.stop_timeout);
         let terminating = match &event.action {
             EventAction::Kill { signal } => {
                 TERMINATING_SIGNALS.contains(signal)
@@ -185,6 +190,7 @@ impl Hub {
                         name: event.name.clone(),
                         server: server.clone(),
                         stop_signal,
+                        stop_timeout,
                     },
                 );
                 let _ = entry
@@ -203,6 +209,11 @@ impl Hub {
                 trigger: Trigger::DockerEvent,
                 sticky: false,
                 timeout: None,
+                stop: Some(StopRequest::new(
+                    event.time_nano,
+                    stop_timeout,
+                    mapping.settings.drain_timeout,
+                )),
             },
             EventAction::Die { .. } | EventAction::Stop => {
                 entry.active_running = false;
@@ -219,6 +230,7 @@ impl Hub {
                 trigger: Trigger::DockerEvent,
                 sticky: false,
                 timeout: None,
+                stop: None,
             },
             _ => return,
         };
@@ -235,18 +247,12 @@ impl Hub {
         if known.is_some() {
             return known;
         }
-        let signal = self
-            .ctx
-            .docker
-            .inspect(id)
-            .await
-            .ok()
-            .flatten()?
-            .stop_signal;
+        let info = self.ctx.docker.inspect(id).await.ok().flatten()?;
         if let Some(container) = self.containers.get_mut(id) {
-            container.stop_signal = Some(signal);
+            container.stop_signal = Some(info.stop_signal);
+            container.stop_timeout = info.stop_timeout;
         }
-        Some(signal)
+        Some(info.stop_signal)
     }
 
     /// Spawns the server's task on first sight, primed with ground truth for that server.

@@ -62,6 +62,8 @@ pub struct ContainerRef {
     pub name: String,
     pub has_healthcheck: bool,
     pub ip: Option<IpAddr>,
+    /// `State.StartedAt` when this reference came from an inspect (the list lacks it).
+    pub started_at_unix_nanos: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -127,6 +129,7 @@ pub fn container_ref(info: &ContainerInfo, mapping: &Mapping) -> ContainerRef {
         name: info.name.clone(),
         has_healthcheck: info.health.is_some(),
         ip: pick_ip(info, mapping.settings.network.as_deref()),
+        started_at_unix_nanos: info.started_at_unix_nanos,
     }
 }
 
@@ -305,9 +308,13 @@ impl ServerTask {
         };
         self.observed = Some(observed);
         self.actual_admin = Some(observed.admin);
+        if running && self.machine.awaits_new_run() {
+            self.read_started_at().await;
+        }
         let state = match (&self.container, running) {
             (Some(c), true) => ContainerState::Running {
                 addr: c.ip.map(|ip| (ip, self.mapping.port)),
+                started_at_unix_nanos: c.started_at_unix_nanos,
             },
             (Some(_), false) => ContainerState::Stopped,
             (None, _) => ContainerState::Absent,
@@ -322,8 +329,25 @@ impl ServerTask {
         .await;
     }
 
-    /// The server is missing: add it (`add server`, in MAINT) when its backend exists and the
-    /// container runs; it then goes through the same health gate as any other.
+    /// A "running" container whose run was asked to stop may be shutting down or may have
+    /// started again unseen: only `State.StartedAt` tells, and only inspect has it.
+    async fn read_started_at(&mut self) {
+        let Some(container) = self.container.as_mut() else {
+            return;
+        };
+        match self.ctx.docker.inspect(&container.id).await {
+            Ok(Some(info)) => container.started_at_unix_nanos = info.started_at_unix_nanos,
+            Ok(None) => container.started_at_unix_nanos = None,
+            Err(error) => {
+                // Unknown counts as "still the old run": held until the next pass.
+                container.started_at_unix_nanos = None;
+                tracing::warn!(server = %self.id, container = %container.name, %error, "cannot inspect the container to tell a restart from a shutdown; kept out of rotation");
+            }
+        }
+    }
+
+    /// Feeds one input and every input its actions produce (poll results, probes), executing the
+    /// actions in order; logs one line per decision and publishes the new snapshot.
     async fn feed(&mut self, first: Input, mut event_nanos: Option<i64>) {
         if self.observed.is_none() && !matches!(first, Input::Sync { .. }) {
             // Not (yet) a server HAProxy knows: acting would only produce errors.

@@ -16,6 +16,9 @@ use super::error::DockerError;
 use super::types::ContainerInfo;
 use super::watch_log::WatchCounters;
 
+/// A container's stop signal and `--stop-timeout`, which inspect has and the list lacks.
+type StopSettings = (i32, Option<Duration>);
+
 /// Where Docker listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -32,7 +35,8 @@ pub struct DockerClient {
     endpoint: Arc<str>,
     /// Container ID → stop signal. `Config.StopSignal` cannot change during a container's life,
     /// and the list endpoint does not report it, so each container is inspected once.
-    stop_signals: Arc<Mutex<HashMap<String, i32>>>,
+    /// What inspect knows and the list lacks: the stop signal and the stop timeout, by ID.
+    stop_settings: Arc<Mutex<HashMap<String, StopSettings>>>,
     pub(crate) counters: Arc<WatchCounters>,
 }
 
@@ -89,7 +93,7 @@ impl DockerClient {
         Ok(Self {
             docker,
             endpoint: Arc::from(url),
-            stop_signals: Arc::default(),
+            stop_settings: Arc::default(),
             counters: Arc::default(),
         })
     }
@@ -142,9 +146,21 @@ impl DockerClient {
                 let Some(id) = summary.id.as_deref() else {
                     return Ok(None);
                 };
-                match self.cached_stop_signal(id) {
-                    Some(signal) => Ok(container_from_summary(&summary, signal)),
-                    None => self.inspect(id).await,
+                match self.cached_stop_settings(id) {
+                    Some((signal, timeout)) => Ok(container_from_summary(&summary, signal).map(
+                        |info| ContainerInfo {
+                            stop_timeout: timeout,
+                            ..info
+                        },
+                    )),
+                    // The same answer as from the cache: a run's start time is read by
+                    // inspect when it matters, never trusted from a listing.
+                    None => self.inspect(id).await.map(|info| {
+                        info.map(|info| ContainerInfo {
+                            started_at_unix_nanos: None,
+                            ..info
+                        })
+                    }),
                 }
             })
             .buffered(INSPECT_CONCURRENCY)
@@ -158,7 +174,7 @@ impl DockerClient {
             }
         }
         if all {
-            self.forget_stop_signals_except(&containers);
+            self.forget_stop_settings_except(&containers);
         }
         Ok(containers)
     }
@@ -182,7 +198,7 @@ impl DockerClient {
         };
         let info = container_from_inspect(&response);
         if let Some(info) = &info {
-            self.remember_stop_signal(&info.id, info.stop_signal);
+            self.remember_stop_settings(&info.id, info.stop_signal, info.stop_timeout);
         }
         Ok(info)
     }
@@ -247,27 +263,27 @@ impl DockerClient {
         }
     }
 
-    fn cached_stop_signal(&self, id: &str) -> Option<i32> {
+    fn cached_stop_settings(&self, id: &str) -> Option<StopSettings> {
         let cache = self
-            .stop_signals
+            .stop_settings
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         cache.get(id).copied()
     }
 
-    fn remember_stop_signal(&self, id: &str, signal: i32) {
+    fn remember_stop_settings(&self, id: &str, signal: i32, timeout: Option<Duration>) {
         let mut cache = self
-            .stop_signals
+            .stop_settings
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        cache.insert(id.to_string(), signal);
+        cache.insert(id.to_string(), (signal, timeout));
     }
 
     /// Bounds the cache by what exists: a full listing names every container there is.
-    fn forget_stop_signals_except(&self, existing: &[ContainerInfo]) {
+    fn forget_stop_settings_except(&self, existing: &[ContainerInfo]) {
         let existing: HashSet<&str> = existing.iter().map(|info| info.id.as_str()).collect();
         let mut cache = self
-            .stop_signals
+            .stop_settings
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         cache.retain(|id, _| existing.contains(id.as_str()));

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
@@ -164,6 +165,8 @@ pub fn container_from_summary(
         ),
         stop_signal,
         image: summary.image.clone().unwrap_or_default(),
+        started_at_unix_nanos: None,
+        stop_timeout: None,
     })
 }
 
@@ -191,7 +194,22 @@ pub fn container_from_inspect(inspect: &ContainerInspectResponse) -> Option<Cont
             .and_then(|config| config.image.clone())
             .or_else(|| inspect.image.clone())
             .unwrap_or_default(),
+        started_at_unix_nanos: state
+            .and_then(|state| state.started_at.as_deref())
+            .and_then(parse_docker_time),
+        stop_timeout: config
+            .and_then(|config| config.stop_timeout)
+            .and_then(|secs| u64::try_from(secs).ok())
+            .map(Duration::from_secs),
     })
+}
+
+/// Docker's RFC 3339 times (`2026-12-01T20:34:12.123456789Z`) as Unix nanoseconds; `None` for
+/// the zero time (`0001-01-01T00:00:00Z`, never started) or anything unparsable.
+pub fn parse_docker_time(text: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339(text).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_nanos()).ok().filter(|n| *n > 0)
 }
 
 /// The `Action` string of a container event as an [`EventAction`].

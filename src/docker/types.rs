@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,11 @@ pub struct ContainerInfo {
     /// The configured stop signal as a number (`Config.StopSignal`, default SIGTERM = 15).
     pub stop_signal: i32,
     pub image: String,
+    /// `State.StartedAt` of the current (or last) run, Unix nanoseconds; inspect only (the
+    /// list does not carry it), `None` for a container that never started.
+    pub started_at_unix_nanos: Option<i64>,
+    /// `Config.StopTimeout` (`--stop-timeout`); `None`: Docker's default applies.
+    pub stop_timeout: Option<Duration>,
 }
 
 /// The container event kinds haproxy-drain acts on.

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use tokio::time::Instant;
 
 use super::{
-    Action, Clock, ContainerState, DrainResult, Input, MachineSettings, Observed, Ownership, Report,
+    Action, Clock, ContainerState, DrainResult, Input, MachineSettings, Observed, Owner, Ownership,
+    Report, StopRequest, Trigger,
 };
 use crate::config::DrainMode;
-use crate::controller::handle::{Owner, Trigger};
 use crate::haproxy::types::AdminState;
 
 /// Where a server is in its drain/restore cycle.
@@ -55,6 +55,10 @@ pub struct Machine {
     pub(super) gate_started: Option<Instant>,
     /// haproxy-drain added this server (`add server`): delete it when its container is removed.
     pub(super) dynamic: bool,
+    /// The container's current run was asked to end; see [`StopRequest`].
+    pub(super) stop: Option<StopRequest>,
+    /// When `stop`'s hold ends, on the monotonic clock (set at the first input after `stop`).
+    pub(super) stop_deadline: Option<Instant>,
 }
 
 impl Machine {
@@ -63,13 +67,15 @@ impl Machine {
         Self {
             settings,
             phase: Phase::Unknown,
-            owned,
             observed: None,
             container: None,
             last_sessions: 0,
             started_at: None,
             gate_started: None,
             dynamic: false,
+            stop: owned.as_ref().and_then(|o| o.stop),
+            stop_deadline: None,
+            owned,
         }
     }
 
@@ -136,6 +142,12 @@ impl Machine {
         self.phase == Phase::Serving
     }
 
+    /// A stop of the container's current run is pending: the controller must read the run's
+    /// `StartedAt` before it reports the container as running (see [`StopRequest`]).
+    pub fn awaits_new_run(&self) -> bool {
+        self.stop.is_some()
+    }
+
     /// The state haproxy-drain wants HAProxy to show, for the desired-vs-actual metric.
     pub fn desired_admin(&self) -> Option<AdminState> {
         match self.phase {
@@ -153,6 +165,14 @@ impl Machine {
 
     /// When the controller must feed [`Input::Tick`] next.
     pub fn next_wakeup(&self) -> Option<Instant> {
+        let stop = self.stop_deadline.filter(|_| self.stop.is_some());
+        match (self.phase_wakeup(), stop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn phase_wakeup(&self) -> Option<Instant> {
         match self.phase {
             Phase::Draining {
                 deadline,
@@ -183,6 +203,10 @@ impl Machine {
 
     pub fn handle(&mut self, input: Input, clock: Clock) -> Vec<Action> {
         let mut out = Vec::new();
+        if let (Some(stop), None) = (self.stop, self.stop_deadline) {
+            // Loaded from the state file: place the hold on this process's monotonic clock.
+            self.stop_deadline = Some(clock.now + stop.remaining(clock.unix_ms));
+        }
         match input {
             Input::Sync { container, haproxy } => self.sync(container, haproxy, clock, &mut out),
             Input::Observe(observed) => self.observe(observed),
@@ -190,12 +214,19 @@ impl Machine {
                 trigger,
                 sticky,
                 timeout,
-            } => self.stopping(trigger, sticky, timeout, clock, &mut out),
+                stop,
+            } => {
+                if let Some(stop) = stop {
+                    self.stop_requested(stop, clock);
+                }
+                self.stopping(trigger, sticky, timeout, clock, &mut out)
+            }
             Input::Died => self.died(clock, &mut out),
             Input::Destroyed => {
                 self.died(clock, &mut out);
                 self.container = Some(ContainerState::Absent);
                 if self.dynamic || self.owned.as_ref().is_some_and(|o| o.dynamic) {
+                    self.new_run();
                     self.dynamic = false;
                     out.push(Action::DelServer);
                     out.push(Action::Disown);
@@ -204,7 +235,11 @@ impl Machine {
                 }
             }
             Input::Started { addr } => {
-                self.container = Some(ContainerState::Running { addr });
+                self.new_run();
+                self.container = Some(ContainerState::Running {
+                    addr,
+                    started_at_unix_nanos: None,
+                });
                 self.started_at = Some(clock.now);
                 self.started(addr, clock, &mut out);
             }
@@ -235,6 +270,27 @@ impl Machine {
         matches!(self.container, Some(ContainerState::Running { .. }))
     }
 
+    /// The container runs and this run was not asked to end: the only run worth restoring.
+    pub(super) fn run_may_serve(&self) -> bool {
+        self.container_running() && self.stop.is_none()
+    }
+
+    pub(super) fn stop_requested(&mut self, stop: StopRequest, clock: Clock) {
+        let merged = self.stop.map_or(stop, |pending| pending.merge(stop));
+        self.stop = Some(merged);
+        self.stop_deadline = Some(clock.now + merged.remaining(clock.unix_ms));
+    }
+
+    /// Docker reported a run that started after the stop request: the request is spent.
+    pub(super) fn new_run(&mut self) {
+        self.stop = None;
+        self.stop_deadline = None;
+        if let Some(owned) = self.owned.as_mut() {
+            // Not persisted on its own: a stale record is ended by `StartedAt` after a restart.
+            owned.stop = None;
+        }
+    }
+
     /// `SetAddr` when the container's address differs from HAProxy's.
     pub(super) fn addr_fix(&self, addr: Option<(IpAddr, Option<u16>)>) -> Option<Action> {
         let (ip, port) = addr?;
@@ -255,7 +311,8 @@ impl Machine {
         }
     }
 
-    /// Records ownership (write-ahead) unless haproxy-drain already holds the server.
+    /// Records ownership (write-ahead), or updates the record when the request adds stickiness
+    /// or a stop request to what haproxy-drain already holds.
     pub(super) fn own(
         &mut self,
         trigger: Trigger,
@@ -263,9 +320,13 @@ impl Machine {
         clock: Clock,
         out: &mut Vec<Action>,
     ) {
+        let stop = self.stop;
         match self.owned.as_mut() {
-            Some(o) if o.sticky || !sticky => return,
-            Some(o) => o.sticky = true,
+            Some(o) if (o.sticky || !sticky) && o.stop == stop => return,
+            Some(o) => {
+                o.sticky |= sticky;
+                o.stop = stop;
+            }
             None => {
                 let prior = self.observed;
                 self.owned = Some(Ownership {
@@ -278,6 +339,7 @@ impl Machine {
                     dynamic: self.dynamic,
                     trigger,
                     since_unix_ms: clock.unix_ms,
+                    stop,
                 });
             }
         }
@@ -286,6 +348,9 @@ impl Machine {
 
     fn tick(&mut self, clock: Clock, out: &mut Vec<Action>) {
         let now = clock.now;
+        if self.stop_deadline.is_some_and(|d| now >= d) {
+            self.stop_hold_over(clock, out);
+        }
         match &mut self.phase {
             Phase::Draining {
                 trigger,

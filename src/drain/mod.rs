@@ -5,10 +5,13 @@
 //! executes the returned [`Action`]s in order and asks [`Machine::next_wakeup`] when to tick it.
 
 mod machine;
+mod owner;
+mod stop_request;
 mod sync;
 #[cfg(test)]
 mod tests;
 mod transitions;
+mod trigger;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -17,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 pub use machine::Machine;
+pub use owner::Owner;
+pub use stop_request::{StopRequest, DOCKER_DEFAULT_STOP_TIMEOUT};
+pub use trigger::Trigger;
 
 use crate::config::DrainMode;
-use crate::controller::handle::Trigger;
 use crate::haproxy::types::AdminState;
 
 /// A reading of both clocks: monotonic for deadlines, wall-clock for what is persisted.
@@ -43,14 +48,20 @@ pub struct Ownership {
     pub dynamic: bool,
     pub trigger: Trigger,
     pub since_unix_ms: u64,
+    /// The container's run was asked to end: no restore until a run that started later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopRequest>,
 }
 
 /// The container behind the server, as last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerState {
     /// `addr` is the container's IP and the port HAProxy should use (`None`: keep HAProxy's).
+    /// `started_at_unix_nanos` is Docker's `State.StartedAt` when it was read (`None`: unknown;
+    /// only needed while a [`StopRequest`] is pending).
     Running {
         addr: Option<(IpAddr, Option<u16>)>,
+        started_at_unix_nanos: Option<i64>,
     },
     Stopped,
     Absent,
@@ -99,10 +110,13 @@ pub enum Input {
     /// an operator made since the last reconciliation is respected.
     Observe(Observed),
     /// The container is going away (terminating kill, stop, unhealthy) or someone asked to drain.
+    /// `stop` is set when the container's run itself was asked to end (a terminating signal, a
+    /// roll), not for an unhealthy container or an API drain that leaves it running.
     Stopping {
         trigger: Trigger,
         sticky: bool,
         timeout: Option<Duration>,
+        stop: Option<StopRequest>,
     },
     /// The container died (or was stopped after dying): no point waiting for sessions.
     Died,
@@ -185,4 +199,9 @@ pub enum Report {
     },
     /// Reconciliation found HAProxy different from what it should be and corrected it.
     Correction(&'static str),
+    /// The container was asked to stop but still runs the same run after the hold (an app
+    /// that ignores a `docker kill -s TERM`): the server goes back through the gate.
+    StopIgnored {
+        held: Duration,
+    },
 }

@@ -1,10 +1,10 @@
 //! Level-triggered correction: what the machine does with ground truth (`Sync`, `Observe`).
 
-use super::machine::{Machine, Phase};
-use super::{Action, Clock, ContainerState, Observed, Report};
-use crate::controller::handle::Trigger;
-use crate::haproxy::types::AdminState;
 use std::net::IpAddr;
+
+use super::machine::{Machine, Phase};
+use super::{Action, Clock, ContainerState, Observed, Report, Trigger};
+use crate::haproxy::types::AdminState;
 
 impl Machine {
     pub(super) fn sync(
@@ -17,7 +17,16 @@ impl Machine {
         self.observed = Some(obs);
         self.container = Some(container);
         let addr = match container {
-            ContainerState::Running { addr } => Some(addr),
+            ContainerState::Running {
+                addr,
+                started_at_unix_nanos,
+            } => {
+                if self.stop.is_some_and(|s| s.ended_by(started_at_unix_nanos)) {
+                    // A start whose event we missed (stream down, our own restart).
+                    self.new_run();
+                }
+                Some(addr)
+            }
             _ => None,
         };
         match (self.owned.is_some(), addr) {
@@ -119,7 +128,13 @@ impl Machine {
                     )));
                 }
                 out.extend(self.addr_fix(addr));
-                if sticky {
+                if self.stop.is_some() {
+                    // Still running, but this run was asked to end: it is shutting down.
+                    if obs.admin != AdminState::Maint {
+                        self.set_admin(AdminState::Maint, out);
+                    }
+                    self.phase = Phase::Held;
+                } else if sticky {
                     self.phase = Phase::Held;
                 } else {
                     if obs.admin != AdminState::Maint && !obs.in_rotation() {

@@ -6,9 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::machine::{Machine, Phase};
-use super::{Action, Clock, ContainerState, DrainResult, Ownership, Report};
+use super::{Action, Clock, ContainerState, DrainResult, Ownership, Report, Trigger};
 use crate::config::DrainMode;
-use crate::controller::handle::Trigger;
 use crate::haproxy::types::AdminState;
 
 impl Machine {
@@ -153,7 +152,7 @@ impl Machine {
 
     pub(super) fn gate(&mut self, passed: bool, clock: Clock, out: &mut Vec<Action>) {
         let sticky = self.owned.as_ref().is_some_and(|o| o.sticky);
-        if self.phase == Phase::Held && passed && self.container_running() && !sticky {
+        if self.phase == Phase::Held && passed && self.run_may_serve() && !sticky {
             // Healthy again (Docker said so) after an unhealthy drain: confirm through the gate.
             self.enter_gating(clock, out);
             return;
@@ -166,7 +165,7 @@ impl Machine {
         else {
             return;
         };
-        if !passed || !self.container_running() {
+        if !passed || !self.run_may_serve() {
             return;
         }
         if self.observed.is_some_and(|o| o.checks_enabled) {
@@ -183,6 +182,11 @@ impl Machine {
     }
 
     pub(super) fn restore(&mut self, clock: Clock, out: &mut Vec<Action>) {
+        if self.stop.is_some() {
+            // The last guard of the rule: nothing goes back while its run is ending.
+            self.phase = Phase::Held;
+            return;
+        }
         let Some(owned) = self.owned.take() else {
             self.phase = Phase::Serving;
             return;
@@ -233,7 +237,7 @@ impl Machine {
         }));
         self.phase = Phase::Held;
         // A container that restarted while we drained goes straight to the gate.
-        if self.container_running()
+        if self.run_may_serve()
             && !self.owned.as_ref().is_some_and(|o| o.sticky)
             && self.started_at.is_some_and(|s| s > started)
         {
@@ -263,6 +267,7 @@ impl Machine {
                     dynamic: false,
                     trigger: Trigger::Api,
                     since_unix_ms: clock.unix_ms,
+                    stop: self.stop,
                 });
                 out.extend(self.owned.clone().map(Action::Own));
                 self.phase = Phase::Held;
@@ -275,7 +280,7 @@ impl Machine {
                         out.push(Action::Own(o.clone()));
                     }
                 }
-                if self.container_running() {
+                if self.run_may_serve() {
                     if self.observed.is_some_and(|o| o.admin != AdminState::Maint) {
                         self.set_admin(AdminState::Maint, out);
                     }
@@ -284,6 +289,37 @@ impl Machine {
                     self.phase = Phase::Held;
                 }
             }
+        }
+    }
+}
+
+impl Machine {
+    /// The hold of a stop request is over. A container still on the same run ignored the
+    /// signal (`docker kill -s TERM` with no SIGKILL after it): it serves, so it goes back
+    /// through the gate like any healthy container; the report says so.
+    pub(super) fn stop_hold_over(&mut self, clock: Clock, out: &mut Vec<Action>) {
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        self.stop_deadline = None;
+        if let Some(owned) = self.owned.as_mut() {
+            owned.stop = None;
+            out.push(Action::Own(owned.clone()));
+        }
+        if !self.container_running() {
+            // A stopped container waits for its start anyway.
+            return;
+        }
+        let asked_ms = u64::try_from(stop.at_unix_nanos.max(0) / 1_000_000).unwrap_or(0);
+        out.push(Action::Report(Report::StopIgnored {
+            held: Duration::from_millis(clock.unix_ms.saturating_sub(asked_ms)),
+        }));
+        let sticky = self.owned.as_ref().is_some_and(|o| o.sticky);
+        if self.phase == Phase::Held && self.owned.is_some() && !sticky {
+            if self.observed.is_some_and(|o| o.admin != AdminState::Maint) {
+                self.set_admin(AdminState::Maint, out);
+            }
+            self.enter_gating(clock, out);
         }
     }
 }

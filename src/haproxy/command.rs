@@ -76,6 +76,50 @@ pub struct RawReply {
 }
 
 impl Command {
+    /// Every [`Command::verb`], for metrics that are created at 0 before the first command.
+    pub const VERBS: &'static [&'static str] = &[
+        "show_info",
+        "show_stat",
+        "show_servers_state",
+        "show_backends",
+        "get_weight",
+        "set_weight",
+        "set_state",
+        "set_addr",
+        "set_health",
+        "set_agent",
+        "shutdown_sessions",
+        "add_server",
+        "del_server",
+        "enable_health",
+        "disable_health",
+        "reload",
+    ];
+
+    /// A short name for logs and the `command` metrics label (never the arguments).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::ShowInfo => "show_info",
+            Command::ShowStat => "show_stat",
+            Command::ShowServersState(_) => "show_servers_state",
+            Command::ShowBackends => "show_backends",
+            Command::GetWeight(_) => "get_weight",
+            Command::SetWeight(..) => "set_weight",
+            Command::SetState(..) => "set_state",
+            Command::SetAddr { .. } => "set_addr",
+            Command::SetHealth(..) => "set_health",
+            Command::SetAgent(..) => "set_agent",
+            Command::ShutdownSessions(_) => "shutdown_sessions",
+            Command::AddServer { .. } => "add_server",
+            Command::DelServer(_) => "del_server",
+            Command::EnableHealth(_) => "enable_health",
+            Command::DisableHealth(_) => "disable_health",
+            Command::Reload => "reload",
+            Command::Raw(text) if text.starts_with("show stat") => "show_stat",
+            Command::Raw(_) => "other",
+        }
+    }
+
     /// True for commands the master process runs itself (no `@N` worker prefix).
     pub fn is_master_command(&self) -> bool {
         matches!(self, Command::Reload)

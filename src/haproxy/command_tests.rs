@@ -258,3 +258,37 @@ fn garbage_replies_to_typed_reads_are_unexpected_not_panics() {
     );
     assert!(error.to_string().contains("show info"), "{error}");
 }
+
+#[test]
+fn every_verb_is_listed_for_the_metrics() {
+    use crate::haproxy::types::AgentState;
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let commands = [
+        Command::ShowInfo,
+        Command::ShowStat,
+        Command::ShowServersState(None),
+        Command::ShowBackends,
+        Command::GetWeight(web1()),
+        Command::SetWeight(web1(), WeightSpec::Absolute(1)),
+        Command::SetState(web1(), AdminState::Ready),
+        Command::SetAddr {
+            server: web1(),
+            ip,
+            port: None,
+        },
+        Command::SetHealth(web1(), Health::Up),
+        Command::SetAgent(web1(), AgentState::Up),
+        Command::ShutdownSessions(web1()),
+        Command::AddServer {
+            server: web1(),
+            addr: "10.0.0.1:80".into(),
+            options: vec![],
+        },
+        Command::DelServer(web1()),
+        Command::EnableHealth(web1()),
+        Command::DisableHealth(web1()),
+        Command::Reload,
+    ];
+    let verbs: Vec<&str> = commands.iter().map(Command::verb).collect();
+    assert_eq!(verbs, Command::VERBS);
+}

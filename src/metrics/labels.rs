@@ -20,6 +20,26 @@ pub const TRIGGERS: &[&str] = &["docker_event", "api", "roll", "reconcile"];
 
 pub const OWNERS: &[&str] = &["operator", "haproxy-drain"];
 
+/// The label values known in advance, created at 0 when the daemon starts (or when a server is
+/// first seen), so that `increase()` sees the first event and panels show 0, not "no data".
+pub const REACTION_ACTIONS: &[&str] = &["take_out"];
+pub const CORRECTION_KINDS: &[&str] = &[
+    "address",
+    "drain_lost",
+    "held_server_not_in_maint",
+    "stopped_container_in_rotation",
+];
+pub const CONFIG_ERROR_KINDS: &[&str] = &[
+    "missing_backend",
+    "port",
+    "drain_timeout",
+    "mode",
+    "enable",
+    "weight",
+    "server",
+];
+pub const ROLL_RESULTS: &[&str] = &["ok", "failed"];
+
 /// The admin states `haproxy_drain_server_{desired,actual}_state` enumerate.
 pub const SERVER_STATES: &[&str] = &["ready", "drain", "maint"];
 

@@ -116,6 +116,7 @@ pub struct Metrics {
     drain_duration: HistogramFamily<ResultServerLabels>,
     drain_sessions_left: Family<ServerLabels, Gauge>,
     restores: Family<ResultServerLabels, Counter>,
+    stops_ignored: Family<ServerLabels, Counter>,
     restore_start_to_rotation: HistogramFamily<ServerLabels>,
     out_of_rotation_duration: HistogramFamily<ServerLabels>,
     reaction_latency: HistogramFamily<ActionServerLabels>,
@@ -167,6 +168,7 @@ impl Metrics {
             drain_duration: histogram_family(long_histogram),
             drain_sessions_left: Family::default(),
             restores: Family::default(),
+            stops_ignored: Family::default(),
             restore_start_to_rotation: histogram_family(long_histogram),
             out_of_rotation_duration: histogram_family(long_histogram),
             reaction_latency: histogram_family(fast_histogram),
@@ -191,7 +193,46 @@ impl Metrics {
         };
         metrics.register_all(&mut registry);
         metrics.registry = registry;
+        metrics.initialise_known_series();
         metrics
+    }
+
+    /// Every series whose label values are known before anything happens, at 0.
+    fn initialise_known_series(&self) {
+        for action in DOCKER_ACTIONS {
+            self.docker_events.get_or_create_owned(&ActionLabels {
+                action: action.to_string(),
+            });
+        }
+        for kind in CORRECTION_KINDS {
+            self.reconcile_corrections.get_or_create_owned(&KindLabels {
+                kind: self.vocabularies.correction_kind.admit(kind),
+            });
+        }
+        for kind in CONFIG_ERROR_KINDS {
+            self.config_errors.get_or_create_owned(&KindLabels {
+                kind: self.vocabularies.config_error_kind.admit(kind),
+            });
+        }
+        for result in ROLL_RESULTS {
+            let labels = ResultLabels {
+                result: self.vocabularies.roll_result.admit(result),
+            };
+            self.roll_steps.get_or_create_owned(&labels);
+            self.rolls.get_or_create_owned(&labels);
+        }
+        for command in crate::haproxy::Command::VERBS {
+            let command = self.vocabularies.command.admit(command);
+            for result in ["ok", "error"] {
+                self.haproxy_commands
+                    .get_or_create_owned(&CommandResultLabels {
+                        command: command.clone(),
+                        result: result.to_string(),
+                    });
+            }
+            self.haproxy_command_duration
+                .get_or_create_owned(&CommandLabels { command });
+        }
     }
 
     fn register_all(&self, r: &mut Registry) {
@@ -226,6 +267,12 @@ impl Metrics {
             "restores",
             "Restores finished, by result (restored, health_timeout, failed)",
             self.restores.clone(),
+        );
+        r.register(
+            "stops_ignored",
+            "Stop requests (e.g. docker kill -s TERM) after which the container kept running past \
+             its stop timeout plus the drain timeout; the server was put back through the gate",
+            self.stops_ignored.clone(),
         );
         r.register(
             "restore_start_to_rotation_seconds",

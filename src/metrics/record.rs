@@ -79,6 +79,13 @@ impl Metrics {
         }
     }
 
+    /// The container kept running past the hold of a stop request: the app ignored the signal.
+    pub fn stop_ignored(&self, proxy: &str, server: &str) {
+        self.stops_ignored
+            .get_or_create(&ServerLabels::new(proxy, server))
+            .inc();
+    }
+
     /// Docker event time → every HAProxy acknowledged the change. `action`: what was done
     /// (`drain`, `maint`, `restore`, …; at most [`super::OPEN_VOCABULARY_LIMIT`] distinct).
     pub fn reaction_latency(&self, action: &str, proxy: &str, server: &str, latency: Duration) {
@@ -98,10 +105,14 @@ impl Metrics {
         let owner = owner
             .filter(|owner| !owner.eq_ignore_ascii_case("none"))
             .map(|owner| fixed(OWNERS, owner));
-        for stale in OWNERS.iter().copied().chain([OTHER]) {
-            if Some(stale) != owner {
-                let labels = owner_labels(proxy, server, stale);
-                self.servers_out_of_rotation.remove(&labels);
+        for other in OWNERS.iter().copied().chain([OTHER]) {
+            if Some(other) != owner {
+                // The count stays at 0, so sums and panels show 0 rather than "no data"; the
+                // timestamp goes, since a 0 would read as "out since 1970".
+                let labels = owner_labels(proxy, server, other);
+                if other != OTHER || self.servers_out_of_rotation.get(&labels).is_some() {
+                    self.servers_out_of_rotation.get_or_create(&labels).set(0);
+                }
                 self.out_of_rotation_since.remove(&labels);
             }
         }
@@ -176,12 +187,42 @@ impl Metrics {
                 server: server.to_string(),
             });
         }
+        // Histograms and gauges too: a panel over a family with no series says "no data".
+        for result in results {
+            self.drain_duration
+                .get_or_create_owned(&ResultServerLabels {
+                    result: result.as_str().to_string(),
+                    proxy: proxy.to_string(),
+                    server: server.to_string(),
+                });
+        }
+        let labels = ServerLabels::new(proxy, server);
+        self.stops_ignored.get_or_create_owned(&labels);
+        self.drain_sessions_left.get_or_create_owned(&labels);
+        self.restore_start_to_rotation.get_or_create_owned(&labels);
+        self.out_of_rotation_duration.get_or_create_owned(&labels);
+        for action in REACTION_ACTIONS {
+            self.reaction_latency
+                .get_or_create_owned(&ActionServerLabels {
+                    action: self.vocabularies.reaction_action.admit(action),
+                    proxy: proxy.to_string(),
+                    server: server.to_string(),
+                });
+        }
+        for owner in OWNERS {
+            self.servers_out_of_rotation
+                .get_or_create_owned(&owner_labels(proxy, server, owner));
+        }
     }
 
     /// The server is gone from the configuration: drop its gauges so it stops showing up as out
     /// of rotation or mismatched. Counters and histograms keep their history.
     pub fn forget_server(&self, proxy: &str, server: &str) {
-        self.set_out_of_rotation(proxy, server, None);
+        for owner in OWNERS.iter().copied().chain([OTHER]) {
+            let labels = owner_labels(proxy, server, owner);
+            self.servers_out_of_rotation.remove(&labels);
+            self.out_of_rotation_since.remove(&labels);
+        }
         for state in SERVER_STATES {
             let labels = StateServerLabels {
                 proxy: proxy.to_string(),

@@ -64,8 +64,8 @@ fn out_of_rotation_follows_the_current_owner_only() {
     let text = encoded(&metrics);
     assert_eq!(
         value_of(&text, operator),
-        None,
-        "stale owner series must go: {text}"
+        Some(0.0),
+        "a stale owner's series drops to 0 (kept, so sums show 0, not no data): {text}"
     );
     assert_eq!(value_of(&text, ours), Some(1.0), "{text}");
     let since = r#"haproxy_drain_out_of_rotation_since_timestamp_seconds{proxy="be",server="s1",owner="haproxy-drain"}"#;
@@ -78,7 +78,14 @@ fn out_of_rotation_follows_the_current_owner_only() {
 
     metrics.set_out_of_rotation("be", "s1", None);
     let text = encoded(&metrics);
-    assert!(!text.contains(r#"server="s1",owner"#), "{text}");
+    assert_eq!(value_of(&text, ours), Some(0.0), "{text}");
+    assert_eq!(
+        value_of(&text, since),
+        None,
+        "no 'since' while in rotation: {text}"
+    );
+    metrics.forget_server("be", "s1");
+    assert!(!encoded(&metrics).contains(r#"server="s1",owner"#));
     let other =
         r#"haproxy_drain_servers_out_of_rotation{proxy="be",server="s2",owner="haproxy-drain"}"#;
     assert_eq!(

@@ -60,6 +60,22 @@ async fn list_and_inspect_report_ips_labels_health_and_stop_signal() {
         "image labels too"
     );
     assert_eq!(inspected.image, IMAGE_HC);
+    let started = inspected
+        .started_at_unix_nanos
+        .expect("inspect reports State.StartedAt");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    assert!(
+        started < now && now - started < 300_000_000_000,
+        "StartedAt {started} is this run's start (now {now})"
+    );
+    // The list has no start time; everything else agrees with inspect.
+    let inspected = haproxy_drain::docker::ContainerInfo {
+        started_at_unix_nanos: None,
+        ..inspected
+    };
 
     // Twice: the first listing may inspect (stop-signal cache miss), the second reads the cache.
     for round in ["first", "second"] {

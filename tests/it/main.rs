@@ -8,6 +8,7 @@ mod control_fake;
 mod daemon_lifecycle;
 mod daemon_mapping;
 mod daemon_recovery;
+mod daemon_stop_rule;
 mod docker_client;
 mod docker_events;
 mod docker_fake_engine;

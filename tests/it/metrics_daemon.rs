@@ -152,8 +152,78 @@ async fn prometheus_sees_a_real_drain_and_restore() {
         "measured: drain {drain_seconds:.3}s, reaction mean {reaction_mean:?}s over {reactions} \
          observation(s), p99 estimate {reaction_p99:?}s"
     );
-    let still_out = r#"count(haproxy_drain_servers_out_of_rotation{proxy="be_metrics",server="app1"}) or vector(0)"#;
+    let still_out = r#"sum(haproxy_drain_servers_out_of_rotation{proxy="be_metrics",server="app1"}) or vector(0)"#;
     prometheus
         .wait_for_value(still_out, wait, |v| v == 0.0)
         .await;
+}
+
+/// Every metric name the dashboard and the alert rules query.
+fn names_the_assets_query() -> std::collections::BTreeSet<String> {
+    use crate::metrics_common::{dashboard, dashboard_queries, metric_names_in, repo_file};
+    let mut names = std::collections::BTreeSet::new();
+    for query in dashboard_queries(&dashboard()) {
+        names.extend(metric_names_in(&query));
+    }
+    let rules = std::fs::read_to_string(repo_file("prometheus/haproxy-drain-alerts.yml"))
+        .expect("alert rules readable");
+    // `expr: |` blocks: the indented lines after the key, up to the next key.
+    let mut in_expr = false;
+    for line in rules.lines() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("expr:") {
+            in_expr = rest.trim() == "|";
+            names.extend(metric_names_in(rest));
+        } else if in_expr && !trimmed.contains(": ") && !trimmed.starts_with('#') {
+            names.extend(metric_names_in(trimmed));
+        } else {
+            in_expr = false;
+        }
+    }
+    names.retain(|n| n.starts_with("haproxy_drain_"));
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_daemon_exports_every_series_the_dashboard_and_alerts_use() {
+    // Its own backend: every daemon sees every labelled container on the engine.
+    let backend = crate::support::docker::unique_name("be").replace('-', "_");
+    let network = blocking(TestNetwork::create).await;
+    let labels_backend = backend.clone();
+    let (_network, container) = blocking(move || {
+        let container = ContainerSpec::new("fresh")
+            .image(IMAGE_NOHC)
+            .network(&network)
+            .label("haproxy-drain.backend", &labels_backend)
+            .label("haproxy-drain.server", "app1")
+            .label("haproxy-drain.port", &APP_PORT.to_string())
+            .run();
+        (network, container)
+    })
+    .await;
+    let ip = container.ip().expect("container has an IP");
+    let haproxy = HaproxyFixture::start(&format!(
+        "backend {backend}\n    server app1 {ip}:{APP_PORT} check inter 500ms\n"
+    ))
+    .await;
+    let daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
+    let wanted = names_the_assets_query();
+    assert!(wanted.len() >= 20, "too few names found: {wanted:?}");
+    // A timestamp of 0 would read as "out of rotation since 1970": it exists only while a
+    // server is out. Everything else must have a sample before anything happened.
+    let only_while_out = "haproxy_drain_out_of_rotation_since_timestamp_seconds";
+    let per_server = format!(
+        r#"haproxy_drain_drains_finished_total{{trigger="docker_event",result="timed_out",proxy="{backend}",server="app1"}} 0"#
+    );
+    crate::support::wait::wait_until(Duration::from_secs(15), "the server's series", || async {
+        daemon.metrics_text().await.contains(&per_server)
+    })
+    .await;
+    let text = daemon.metrics_text().await;
+    let samples = crate::metrics_common::sample_names(&text);
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|n| n.as_str() != only_while_out && !samples.contains(*n))
+        .collect();
+    assert!(missing.is_empty(), "no samples for {missing:?} in:\n{text}");
 }

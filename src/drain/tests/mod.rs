@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::DrainMode;
-use crate::controller::handle::Trigger;
+use crate::drain::Trigger;
 
 pub(super) const OLD_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2));
 pub(super) const NEW_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 18, 0, 9));
@@ -37,6 +37,7 @@ pub(super) fn observed(admin: AdminState, weight: u32, checks: bool) -> Observed
 pub(super) fn running(ip: IpAddr) -> ContainerState {
     ContainerState::Running {
         addr: Some((ip, Some(8080))),
+        started_at_unix_nanos: None,
     }
 }
 
@@ -49,6 +50,7 @@ pub(super) fn stop() -> Input {
         trigger: Trigger::DockerEvent,
         sticky: false,
         timeout: None,
+        stop: None,
     }
 }
 
@@ -70,6 +72,7 @@ pub(super) enum A {
     Restored,
     GateTimeout,
     Fix(&'static str),
+    StopIgnored,
 }
 
 pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
@@ -95,6 +98,7 @@ pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
             Action::Report(Report::Restored { .. }) => A::Restored,
             Action::Report(Report::GateTimedOut { .. }) => A::GateTimeout,
             Action::Report(Report::Correction(kind)) => A::Fix(kind),
+            Action::Report(Report::StopIgnored { .. }) => A::StopIgnored,
         })
         .collect()
 }
@@ -117,3 +121,5 @@ pub(super) fn check(mode: DrainMode, owned: Option<Ownership>, steps: Vec<Step>)
 
 mod cycle;
 mod ownership;
+mod properties;
+mod stop_rule;

@@ -7,8 +7,8 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::DrainMode;
-use crate::controller::handle::{Owner, Trigger};
 use crate::drain::{Action, Clock, ContainerState, DrainResult, Input, Machine, Ownership};
+use crate::drain::{Owner, Trigger};
 use crate::haproxy::types::AdminState::{Drain, Maint, Ready};
 
 #[test]
@@ -80,6 +80,7 @@ fn api_drain_is_sticky_across_restarts_until_ready() {
         trigger: Trigger::Api,
         sticky: true,
         timeout: Some(Duration::from_secs(5)),
+        stop: None,
     };
     check(
         DrainMode::Drain,
@@ -176,6 +177,7 @@ fn restart_after_own_crash_restores_from_the_record() {
         dynamic: false,
         trigger: Trigger::DockerEvent,
         since_unix_ms: 999_000,
+        stop: None,
     };
     check(
         DrainMode::Drain,
@@ -240,6 +242,7 @@ fn dynamic_server_is_deleted_on_destroy() {
         dynamic: true,
         trigger: Trigger::DockerEvent,
         since_unix_ms: 0,
+        stop: None,
     };
     check(
         DrainMode::Drain,

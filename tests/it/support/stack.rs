@@ -21,6 +21,8 @@ pub struct StackOptions {
     pub env: Vec<(&'static str, &'static str)>,
     pub restart: Option<&'static str>,
     pub stop_signal: Option<&'static str>,
+    /// `--stop-timeout` of every app container (seconds).
+    pub stop_timeout: Option<u32>,
     /// Extra `global` lines (e.g. server-state-file).
     pub global: Vec<String>,
     pub daemon_flags: Vec<String>,
@@ -37,6 +39,7 @@ impl Default for StackOptions {
             env: vec![("ON_SIGTERM", "graceful")],
             restart: None,
             stop_signal: None,
+            stop_timeout: None,
             global: Vec::new(),
             daemon_flags: Vec::new(),
             daemon_env: Vec::new(),
@@ -75,6 +78,9 @@ impl Stack {
                 }
                 if let Some(signal) = options.stop_signal {
                     spec = spec.stop_signal(signal);
+                }
+                if let Some(seconds) = options.stop_timeout {
+                    spec = spec.stop_timeout(seconds);
                 }
                 spec.run()
             })

@@ -1,0 +1,24 @@
+//! What started a drain: a metrics label and part of every decision log line.
+
+use serde::{Deserialize, Serialize};
+
+/// What started a drain; a metrics label and part of every decision log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    DockerEvent,
+    Api,
+    Roll,
+    Reconcile,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::DockerEvent => "docker_event",
+            Trigger::Api => "api",
+            Trigger::Roll => "roll",
+            Trigger::Reconcile => "reconcile",
+        }
+    }
+}
