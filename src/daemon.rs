@@ -36,9 +36,12 @@ pub struct RunArgs {
     /// Where haproxy-drain records which servers it took out (survives its own crash).
     #[arg(long, env = "HAPROXY_DRAIN_STATE_FILE", default_value = DEFAULT_STATE_FILE)]
     pub state_file: PathBuf,
-    /// Control API Unix socket (mode 0660).
+    /// Control API Unix socket (mode 0660, see --control-socket-group).
     #[arg(long, env = "HAPROXY_DRAIN_CONTROL_SOCKET", default_value = api::DEFAULT_CONTROL_SOCKET)]
     pub control_socket: PathBuf,
+    /// Group of the control socket (a name or a gid): its members may use the control API.
+    #[arg(long, env = "HAPROXY_DRAIN_CONTROL_SOCKET_GROUP", value_name = "GROUP")]
+    pub control_socket_group: Option<String>,
     /// Also serve the control API on TCP (needs --control-token-file).
     #[arg(
         long,
@@ -181,9 +184,10 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
         controller: handle,
         rolls: Some(rolls),
     };
-    let api_task = api::serve_unix(
+    let api_task = api::serve_unix_group(
         &args.control_socket,
         api::SOCKET_MODE,
+        args.control_socket_group.as_deref(),
         state.clone(),
         shutdown.clone(),
     )

@@ -47,6 +47,8 @@ pub enum ListenError {
     },
     #[error("token file {path} is empty; put a long random token in it")]
     EmptyToken { path: PathBuf },
+    #[error("token file {path} has mode {mode:o}: others may read it; refusing to start (chmod 600 it, or 640 for a group)")]
+    TokenExposed { path: PathBuf, mode: u32 },
 }
 
 /// Serves the API on a Unix socket until `shutdown`; removes the socket file when it stops.
@@ -55,10 +57,25 @@ pub async fn serve_unix(
     path: &Path,
     mode: u32,
     state: ApiState,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, ListenError> {
+    serve_unix_group(path, mode, None, state, shutdown).await
+}
+
+/// [`serve_unix`], and the socket file's group set to `group` (a name from /etc/group or a
+/// numeric gid), so that its members — and with mode 0660 only they and the owner — may connect.
+pub async fn serve_unix_group(
+    path: &Path,
+    mode: u32,
+    group: Option<&str>,
+    state: ApiState,
     mut shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, ListenError> {
-    let listener = bind_unix(path, mode, None, "--control-socket").await?;
-    tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), "control API listening");
+    let gid = group
+        .map(|group| resolve_group(group, "--control-socket-group"))
+        .transpose()?;
+    let listener = bind_unix(path, mode, gid, "--control-socket").await?;
+    tracing::info!(socket = %path.display(), mode = format!("{mode:o}"), gid = ?gid, "control API listening");
     let app = router(state);
     let path = path.to_path_buf();
     Ok(tokio::spawn(async move {
@@ -182,6 +199,21 @@ pub async fn serve_tcp(
 }
 
 fn read_token(path: &Path) -> Result<String, ListenError> {
+    // A token anyone on the host can read is no secret: refuse before serving with it.
+    let mode = std::fs::metadata(path)
+        .map_err(|source| ListenError::TokenFile {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(ListenError::TokenExposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| ListenError::TokenFile {
         path: path.to_path_buf(),
         source,
@@ -254,6 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "  abc \n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(read_token(&file).unwrap(), "abc");
         std::fs::write(&file, " \n").unwrap();
         assert!(matches!(
@@ -264,5 +297,23 @@ mod tests {
             read_token(&dir.path().join("missing")),
             Err(ListenError::TokenFile { .. })
         ));
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        for mode in [0o644, 0o604, 0o602, 0o601] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = read_token(&file).unwrap_err();
+            assert!(
+                matches!(error, ListenError::TokenExposed { .. }),
+                "{mode:o}"
+            );
+            assert!(error.to_string().contains("chmod 600"), "{error}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_token(&file).unwrap(), "s3cret");
     }
 }
