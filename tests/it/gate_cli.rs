@@ -41,13 +41,18 @@ fn docker_input(host: &str, args: &[&str], stdin: &[u8], keep_open: bool) -> Out
 }
 
 /// `docker <command>` under a pseudo-terminal (`script`), so `-t` gets a real tty.
+/// `script` itself echoes the end of its (empty) stdin into the tty as `^@`, earlier or later
+/// depending on timing: that echo is dropped, it is no output of docker's.
 fn docker_tty(host: &str, command: &str) -> Output {
-    Command::new("script")
+    let mut output = Command::new("script")
         .args(["-q", "-e", "-c", &format!("docker {command}"), "/dev/null"])
         .env("DOCKER_HOST", host)
         .stdin(Stdio::null())
         .output()
-        .expect("script runs")
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&output.stdout).replace("^@", "");
+    output.stdout = text.into_bytes();
+    output
 }
 
 /// Runs `run` against the gate and against the engine; both must agree on exit code and stdout.
