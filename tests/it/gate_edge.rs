@@ -135,6 +135,14 @@ async fn malformed_requests_get_400_and_the_gate_keeps_serving() {
     let haproxy = HaproxyFixture::start("backend be_gate_bad\n").await;
     let _daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[gate.flag()]).await;
     let socket = gate.path();
+    // Like docker.sock: mode 0660, and the engine socket's group.
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&socket).expect("gate socket");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        let engine = std::fs::metadata("/var/run/docker.sock").expect("docker.sock");
+        assert_eq!(meta.gid(), engine.gid(), "the gate socket's group");
+    }
     let limit = Duration::from_secs(5);
     for junk in [
         &b"GARBAGE\r\n\r\n"[..],
