@@ -67,8 +67,9 @@ async fn a_held_drain_blocks_no_other_request_and_a_client_leaving_mid_drain_hol
     .await;
     let socket = gate.path();
 
-    // Held: app1 has 2.5 s requests in flight, so its gated stop waits.
-    slow_requests(world.frontend, 4, 2500);
+    // Held: app1 has 4 s requests in flight, so its gated stop waits (100 GETs took ≈ 0.5 s on
+    // a loaded 2-core machine).
+    slow_requests(world.frontend, 4, 4000);
     wait_sessions(&world, 0).await;
     let stop = tokio::spawn({
         let (socket, request) = (socket.clone(), stop_request(&world.name(0)));
