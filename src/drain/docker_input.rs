@@ -58,9 +58,9 @@ pub fn input_for(action: &EventAction, facts: &EventFacts) -> Option<Input> {
     }
 }
 
-/// A drain by request ends the container's run only when a roll or the Docker gate asked for
-/// it: both stop the container right after, whatever a reconciliation in between may read. An
-/// API drain leaves the container running.
+/// A drain by request ends the container's run only when a roll or the Docker API gate asked
+/// for it: the container is stopped right after, whatever a reconciliation in between may
+/// read. An API drain leaves the container running.
 pub fn stop_for_drain(
     trigger: Trigger,
     at_unix_nanos: i64,
@@ -160,11 +160,9 @@ mod tests {
     }
 
     #[test]
-    fn only_a_roll_or_the_gate_ends_the_run_of_a_drained_container() {
+    fn only_a_roll_ends_the_run_of_a_drained_container() {
         let stop = stop_for_drain(Trigger::Roll, 7, None, Duration::from_secs(1));
         assert_eq!(stop.map(|s| s.at_unix_nanos), Some(7));
-        let stop = stop_for_drain(Trigger::Gate, 8, None, Duration::from_secs(1));
-        assert_eq!(stop.map(|s| s.at_unix_nanos), Some(8));
         assert_eq!(
             stop_for_drain(Trigger::Api, 7, None, Duration::from_secs(1)),
             None
