@@ -7,7 +7,8 @@
 //! - [`haproxy`]: the runtime API client (stats socket / master CLI), typed commands and pure
 //!   reply parsers. The only code that talks to HAProxy.
 //! - [`docker`]: bollard wrapper: list, inspect, the event stream with reconnect and replay, and
-//!   recreating a container with another image. The only code that talks to Docker.
+//!   recreating a container with another image. The only code that uses bollard (the [`gate`]
+//!   forwards raw HTTP to the engine but decides nothing about containers by itself).
 //! - [`config`]: the TOML file, validated; [`mapping`]: which server a container is (pure).
 //! - [`drain`]: the drain state machine — events and time in, actions out, no I/O.
 //! - [`controller`]: one task per mapped server running the machine and executing its actions on

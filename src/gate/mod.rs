@@ -28,8 +28,13 @@
 //!   started and healthy again — a restart, compose's new container), and it ignores the
 //!   availability budget (the container goes away whatever we answer; refusing would only lose
 //!   requests). Every drain outcome forwards: drained, drain timeout, an operator's hold.
+//! - **The drain records a stop request**, as a roll's does (`Trigger::Gate`): between the drain
+//!   and the container's exit, Docker still reports it running, and a reconciliation must not
+//!   put it back into rotation meanwhile.
 //! - **The engine refuses the request after the drain** (any status but 2xx/304, e.g. a 409 or
-//!   500): the container is still running, so the server is asked back with `ready` (health-gated).
+//!   500): the container is still running. The gate sends `ready`; the server comes back through
+//!   the health gate once the stop request's hold is over (the container's stop timeout plus its
+//!   drain timeout), like after a `kill -s TERM` the app ignores — not at once.
 //! - **The client disconnects mid-drain: the request is still forwarded** when the drain ends.
 //!   The engine carries out a stop whose client went away (it does not cancel on disconnect), so
 //!   a gate that abandoned it would behave differently from the engine — and a tool that timed

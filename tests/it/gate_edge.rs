@@ -67,8 +67,9 @@ async fn a_held_drain_blocks_no_other_request_and_a_client_leaving_mid_drain_hol
     .await;
     let socket = gate.path();
 
-    // Held: app1 has 2.5 s requests in flight, so its gated stop waits.
-    slow_requests(world.frontend, 4, 2500);
+    // Held: app1 has 4 s requests in flight, so its gated stop waits (100 GETs took ≈ 0.5 s on
+    // a loaded 2-core machine).
+    slow_requests(world.frontend, 4, 4000);
     wait_sessions(&world, 0).await;
     let stop = tokio::spawn({
         let (socket, request) = (socket.clone(), stop_request(&world.name(0)));
@@ -135,6 +136,14 @@ async fn malformed_requests_get_400_and_the_gate_keeps_serving() {
     let haproxy = HaproxyFixture::start("backend be_gate_bad\n").await;
     let _daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[gate.flag()]).await;
     let socket = gate.path();
+    // Like docker.sock: mode 0660, and the engine socket's group.
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&socket).expect("gate socket");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        let engine = std::fs::metadata("/var/run/docker.sock").expect("docker.sock");
+        assert_eq!(meta.gid(), engine.gid(), "the gate socket's group");
+    }
     let limit = Duration::from_secs(5);
     for junk in [
         &b"GARBAGE\r\n\r\n"[..],
