@@ -4,8 +4,13 @@
 //! Settings (environment; `--port N` also works):
 //! - `PORT` (8080), `NAME` (else `HOSTNAME`, else /etc/hostname), `APP_VERSION` (`v1`)
 //! - `DELAY_MS`: default delay per request; `?delay_ms=N` overrides it for one request
-//! - `ON_SIGTERM=exit` (default: exit 0 at once, like most apps) or `graceful` (stop accepting,
-//!   finish in-flight requests, exit 0). SIGINT and SIGUSR1 behave like SIGTERM.
+//! - `ON_SIGTERM`, what a stop signal does (SIGINT and SIGUSR1 behave like SIGTERM):
+//!   - `exit` (default): exit 0 at once, dropping in-flight requests, like most apps;
+//!   - `graceful`: close the listener at once (new connections are refused), finish the requests
+//!     in flight, exit 0 when none is left;
+//!   - `ignore`: carry on serving; only SIGKILL (`docker stop`'s timeout) ends it;
+//!   - `serve`: keep serving normally, new connections included, for `GRACE_MS` (15000), then
+//!     behave like `graceful` (an app with a shutdown delay).
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
 //! - `STOP_DELAY_MS` (with `ON_SIGTERM=graceful`): keep accepting this long after the signal
 //!   before closing the listener ("lame duck"), for requests a proxy had already sent when the
@@ -20,6 +25,8 @@
 
 mod http;
 mod signals;
+
+use signals::OnSigterm;
 
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
@@ -38,17 +45,21 @@ struct Settings {
     name: String,
     version: String,
     default_delay: Duration,
-    graceful: bool,
+    on_sigterm: OnSigterm,
     fail_health: bool,
     startup_delay: Duration,
     stop_delay: Duration,
 }
 
 fn env_u64(name: &str) -> u64 {
+    env_u64_or(name, 0)
+}
+
+fn env_u64_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(default)
 }
 
 fn instance_name() -> String {
@@ -82,7 +93,10 @@ fn settings(args: &[String]) -> Settings {
         name: instance_name(),
         version: std::env::var("APP_VERSION").unwrap_or_else(|_| "v1".to_string()),
         default_delay: Duration::from_millis(env_u64("DELAY_MS")),
-        graceful: std::env::var("ON_SIGTERM").is_ok_and(|v| v.trim() == "graceful"),
+        on_sigterm: OnSigterm::parse(
+            std::env::var("ON_SIGTERM").ok().as_deref(),
+            Duration::from_millis(env_u64_or("GRACE_MS", 15_000)),
+        ),
         fail_health: std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1"),
         startup_delay: Duration::from_millis(env_u64("STARTUP_DELAY_MS")),
         stop_delay: Duration::from_millis(env_u64("STOP_DELAY_MS")),
@@ -98,7 +112,7 @@ fn main() {
         std::process::exit(if healthy { 0 } else { 1 });
     }
 
-    signals::install(settings.graceful);
+    signals::install(settings.on_sigterm);
     thread::sleep(settings.startup_delay);
     let listener = match TcpListener::bind(("0.0.0.0", settings.port)) {
         Ok(listener) => listener,
@@ -112,16 +126,27 @@ fn main() {
         settings.name,
         settings.version,
         settings.port,
-        if settings.graceful {
-            "graceful"
-        } else {
-            "exit"
-        }
+        settings.on_sigterm.describe()
     );
     signals::wake_accept_on_signal(settings.port);
 
     let mut accept_until = None;
     for stream in listener.incoming() {
+        // A connection accepted after the stop began is served all the same (dropping it would
+        // reset a client we already took); the listener closes right after.
+        if let Ok(stream) = stream {
+            let settings = Arc::clone(&settings);
+            // Counted as in flight from now on, so the exit below cannot overtake its request
+            // (it closes after one request: keep-alive ends once stopping).
+            let late = signals::stopping().then(|| {
+                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                InFlight
+            });
+            thread::spawn(move || {
+                serve_connection(stream, &settings);
+                drop(late);
+            });
+        }
         if signals::stopping() {
             let until = *accept_until.get_or_insert_with(|| {
                 signals::wake_accept_after(settings.port, settings.stop_delay);
@@ -131,10 +156,8 @@ fn main() {
                 break;
             }
         }
-        let Ok(stream) = stream else { continue };
-        let settings = Arc::clone(&settings);
-        thread::spawn(move || serve_connection(stream, &settings));
     }
+    // From here on, new connections are refused; the in-flight ones finish.
     drop(listener);
     eprintln!(
         "testapp {}: stopped accepting, finishing in-flight requests",

@@ -30,4 +30,7 @@ mod packaging_sidecar;
 mod roll_e2e;
 mod roll_recreate;
 mod roll_world;
+mod shutdown_campaign;
+mod shutdown_matrix;
+mod shutdown_testapp;
 mod support;
