@@ -211,7 +211,8 @@ async fn check_budget(
     let up = |id: &ServerId| {
         states.get(id).is_some_and(|all| {
             all.iter()
-                .all(|s| s.op_state == OpState::Running && s.weight > 0)
+                // A server in `slowstart` reports STARTING while it already takes traffic.
+                .all(|s| matches!(s.op_state, OpState::Running | OpState::Starting) && s.weight > 0)
         })
     };
     let in_rotation = |id: &ServerId| match routes.servers.get(id) {
