@@ -36,7 +36,9 @@ for target in $TARGETS; do
   log=$LOGS/$target.log
   echo "fuzzing $target for ${SECONDS_PER_TARGET}s"
   set +e
-  (cd fuzz && "${FUZZ[@]}" run -O --sanitizer "$SANITIZER" "$target" "$corpus" "seeds/$target" -- \
+  # Inputs that once crashed (fuzz/regressions/<target>) are replayed by every run.
+  extra=(); [ -d "fuzz/regressions/$target" ] && extra=("regressions/$target")
+  (cd fuzz && "${FUZZ[@]}" run -O --sanitizer "$SANITIZER" "$target" "$corpus" "seeds/$target" "${extra[@]}" -- \
      -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -max_len=65536 -timeout=10 \
      -rss_limit_mb=2048 -artifact_prefix="$ROOT/fuzz/artifacts/$target/") >"$log" 2>&1
   status=$?
