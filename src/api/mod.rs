@@ -22,6 +22,7 @@ pub mod wire;
 
 pub use client::{ClientError, ControlClient};
 pub use listen::{
-    serve_tcp, serve_unix, serve_unix_group, ListenError, DEFAULT_CONTROL_SOCKET, SOCKET_MODE,
+    bind_unix, resolve_group, serve_tcp, serve_unix, serve_unix_group, ListenError,
+    DEFAULT_CONTROL_SOCKET, SOCKET_MODE,
 };
 pub use server::{router, ApiState};
