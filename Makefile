@@ -10,13 +10,14 @@ PACKAGES := haproxy wrk prometheus socat curl docker-compose systemd
 ANSIBLE_CORE := ansible-core>=2.16,<2.20
 CARGO ?= cargo
 
-.PHONY: help deps images image build demo test lint bench clean-test-leftovers
+.PHONY: help deps images image build demo test lint bench fuzz clean-test-leftovers
 
 help:
 	@echo "make demo   - HAProxy + 3 app containers + haproxy-drain (its image) under load; restart each; report"
 	@echo "make image  - the haproxy-drain container image, built offline (static binary, FROM scratch)"
 	@echo "make test   - install what is missing, then fmt, clippy and the whole test suite"
 	@echo "make bench  - benchmarks (results go to docs/benchmarks.md)"
+	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default 60) each (results go to docs/fuzzing.md)"
 
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -52,6 +53,11 @@ test: deps images image lint clean-test-leftovers
 
 bench: deps images
 	$(CARGO) bench
+
+# libFuzzer targets (fuzz/, outside the workspace): nightly, or stable with RUSTC_BOOTSTRAP=1.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 # Containers/networks of an earlier run that was killed before its clean-up could run.
 clean-test-leftovers:

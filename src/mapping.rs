@@ -205,9 +205,12 @@ fn render_template(template: &str, container: &str) -> Result<String, String> {
 
 fn last_number(name: &str) -> Option<&str> {
     let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    // After the last non-digit *character*: `+ 1` would land inside a multi-byte one (fuzzing).
     let start = name[..end]
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .map_or(0, |(i, c)| i + c.len_utf8());
     Some(&name[start..end])
 }
 
@@ -383,5 +386,20 @@ mod tests {
         assert!(check_template("a{").is_err());
         assert_eq!(last_number("pxApp_12b"), Some("12"));
         assert_eq!(last_number("web"), None);
+    }
+
+    /// Found by `make fuzz` (target labels_mapping): a multi-byte character before the digits
+    /// made `{number}` slice inside it and panic.
+    #[test]
+    fn a_number_after_a_multibyte_character_does_not_panic() {
+        assert_eq!(last_number("pxApp_\u{5d7}12d"), Some("12"));
+        assert_eq!(last_number("\u{1f600}7"), Some("7"));
+        let config = Config::parse(
+            "[[rules]]\nmatch = \"pxApp_*\"\nbackend = \"b\"\nserver = \"app_{number}\"\n",
+        )
+        .unwrap();
+        let crash = "pxApp_\u{fffd}\u{fffd}\u{fffd}12d";
+        let found = resolve(crash, &HashMap::new(), &config).unwrap().unwrap();
+        assert_eq!(found.server.server, "app_12");
     }
 }

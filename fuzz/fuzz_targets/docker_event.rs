@@ -1,0 +1,17 @@
+//! One `/events` JSON line → bollard's EventMessage → our ContainerEvent.
+#![no_main]
+use bollard::models::EventMessage;
+use haproxy_drain::docker::convert;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(message) = serde_json::from_slice::<EventMessage>(data) else {
+        return;
+    };
+    if let Some(event) = convert::container_event(message) {
+        let _ = convert::since_param(event.time_nano);
+        if let Some(signal) = event.attributes.get("signal") {
+            let _ = convert::parse_signal(signal);
+        }
+    }
+});
