@@ -113,8 +113,9 @@ async fn our_own_restart_or_a_haproxy_reload_mid_shutdown_keeps_the_server_out()
     let mut stack = stack_ignoring_its_stop_signal(&config).await;
     for fault in ["sidecar SIGKILL + restart", "HAProxy reload"] {
         let app = stack.apps[1].id.clone();
+        // Long enough that the rest of the shutdown outlasts the fault even on a busy machine.
         let stop = tokio::task::spawn_blocking(move || {
-            docker_ok(&["stop", "-t", "4", &app]);
+            docker_ok(&["stop", "-t", "8", &app]);
         });
         stack.wait_state(2, "drained", |s| !in_rotation(s)).await;
         if fault.starts_with("sidecar") {
