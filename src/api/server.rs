@@ -156,6 +156,7 @@ async fn ready(
 ) -> Result<Json<ReadyReport>, HttpError> {
     let Json(body) = body?;
     let request = ReadyRequest {
+        withdraw_stop: false,
         target: target_of(&body.target)?,
         wait: body.wait,
         timeout: millis_or(body.timeout_ms, DEFAULT_READY_TIMEOUT),

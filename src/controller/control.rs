@@ -149,7 +149,10 @@ async fn start_ready(
     let waiter = request.wait.then_some(tx);
     entry
         .tx
-        .send(ServerMsg::Ready { waiter })
+        .send(ServerMsg::Ready {
+            waiter,
+            withdraw_stop: request.withdraw_stop,
+        })
         .await
         .map_err(|_| ControlError::Unavailable)?;
     let shared = entry.snapshot.clone();

@@ -87,6 +87,10 @@ pub struct ReadyRequest {
     /// Wait until the server is back in rotation (health-gated) before answering.
     pub wait: bool,
     pub timeout: Duration,
+    /// The stop that a roll or the gate drained for did not happen (the engine refused it):
+    /// the container's run goes on, so its stop request is withdrawn.
+    #[serde(default)]
+    pub withdraw_stop: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

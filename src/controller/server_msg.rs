@@ -14,9 +14,7 @@ pub enum ServerMsg {
     Event(ContainerEvent),
     /// A container first seen through an event: read it and HAProxy, then treat it as ground
     /// truth. Done in the task, so the hub never waits on Docker or HAProxy.
-    Discovered {
-        container_id: String,
-    },
+    Discovered { container_id: String },
     /// Ground truth from reconciliation. `observed: None`: the server is missing in HAProxy.
     Sync {
         mapping: Box<Mapping>,
@@ -32,6 +30,8 @@ pub enum ServerMsg {
     },
     Ready {
         waiter: Option<oneshot::Sender<()>>,
+        /// See `ReadyRequest::withdraw_stop`.
+        withdraw_stop: bool,
     },
 }
 

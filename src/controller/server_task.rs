@@ -132,9 +132,15 @@ impl ServerTask {
                     }
                 }
             }
-            ServerMsg::Ready { waiter } => {
+            ServerMsg::Ready {
+                waiter,
+                withdraw_stop,
+            } => {
                 self.last_event_at = Some(Instant::now());
                 self.ready_waiters.extend(waiter);
+                if withdraw_stop {
+                    self.feed(Input::StopWithdrawn, None).await;
+                }
                 self.feed(Input::ReadyRequested, None).await;
             }
         }

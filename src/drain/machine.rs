@@ -257,6 +257,12 @@ impl Machine {
                 }
             }
             Input::ReadyRequested => self.ready_requested(clock, &mut out),
+            Input::StopWithdrawn => {
+                if self.stop.is_some() {
+                    self.new_run();
+                    out.extend(self.owned.clone().map(Action::Own));
+                }
+            }
             Input::Tick => self.tick(clock, &mut out),
         }
         out

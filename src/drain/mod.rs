@@ -157,6 +157,8 @@ pub enum Input {
     HaproxyCheck { passed: bool },
     /// An explicit request to put the server back (API `ready`).
     ReadyRequested,
+    /// The stop a roll or the gate drained for did not happen: the run goes on.
+    StopWithdrawn,
     /// Time passed; see [`Machine::next_wakeup`].
     Tick,
 }

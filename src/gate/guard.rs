@@ -161,6 +161,7 @@ impl Guard {
             target: Target::Container(container.to_string()),
             wait: false,
             timeout: Duration::from_secs(0),
+            withdraw_stop: true,
         };
         if let Err(error) = self.controller.ready(request).await {
             tracing::warn!(container, %error, "docker gate: ready after a refused stop failed; reconciliation corrects it");

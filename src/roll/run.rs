@@ -139,11 +139,25 @@ impl Runner {
             }
         })
         .await?;
-        self.step(Some(name), StepKind::Stop, async {
-            self.docker.stop(name).await.map_err(|e| e.to_string())?;
-            Ok("stopped".to_string())
-        })
-        .await?;
+        let stopped = self
+            .step(Some(name), StepKind::Stop, async {
+                self.docker.stop(name).await.map_err(|e| e.to_string())?;
+                Ok("stopped".to_string())
+            })
+            .await;
+        if let Err(error) = stopped {
+            // The container keeps running: its stop request is withdrawn and it goes back.
+            let request = ReadyRequest {
+                target: target.clone(),
+                wait: false,
+                timeout: Duration::ZERO,
+                withdraw_stop: true,
+            };
+            if let Err(ready) = self.controller.ready(request).await {
+                tracing::warn!(container = name, error = %ready, "roll: giving the server back after a failed stop failed; reconciliation corrects it");
+            }
+            return Err(error);
+        }
         if let Some(image) = spec.image.as_deref() {
             self.step(Some(name), StepKind::Recreate, async {
                 let id = self
@@ -189,6 +203,7 @@ impl Runner {
                 target: target.clone(),
                 wait: true,
                 timeout: deadline.saturating_duration_since(Instant::now()),
+                withdraw_stop: false,
             };
             match self.controller.ready(request).await {
                 Err(ControlError::NotFound(_)) if Instant::now() + NOT_FOUND_RETRY < deadline => {
