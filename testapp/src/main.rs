@@ -12,6 +12,9 @@
 //!   - `serve`: keep serving normally, new connections included, for `GRACE_MS` (15000), then
 //!     behave like `graceful` (an app with a shutdown delay).
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
+//! - `STOP_DELAY_MS` (with `ON_SIGTERM=graceful`): keep accepting this long after the signal
+//!   before closing the listener ("lame duck"), for requests a proxy had already sent when the
+//!   signal came — Docker signals the app and reports the `kill` event at the same moment
 //!
 //! Paths: `/health` → `ok` (`/health/fail` and `/health/ok` break and mend it at run time); `/inflight` → `in_flight=N` (other requests in progress);
 //! `/exit?code=N` → answers, then exits with N (a crash on demand);
@@ -30,7 +33,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Requests being processed right now: a graceful shutdown waits for this to reach 0.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -45,6 +48,7 @@ struct Settings {
     on_sigterm: OnSigterm,
     fail_health: bool,
     startup_delay: Duration,
+    stop_delay: Duration,
 }
 
 fn env_u64(name: &str) -> u64 {
@@ -95,6 +99,7 @@ fn settings(args: &[String]) -> Settings {
         ),
         fail_health: std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1"),
         startup_delay: Duration::from_millis(env_u64("STARTUP_DELAY_MS")),
+        stop_delay: Duration::from_millis(env_u64("STOP_DELAY_MS")),
     }
 }
 
@@ -125,6 +130,7 @@ fn main() {
     );
     signals::wake_accept_on_signal(settings.port);
 
+    let mut accept_until = None;
     for stream in listener.incoming() {
         // A connection accepted after the stop began is served all the same (dropping it would
         // reset a client we already took); the listener closes right after.
@@ -142,7 +148,13 @@ fn main() {
             });
         }
         if signals::stopping() {
-            break;
+            let until = *accept_until.get_or_insert_with(|| {
+                signals::wake_accept_after(settings.port, settings.stop_delay);
+                Instant::now() + settings.stop_delay
+            });
+            if Instant::now() >= until {
+                break;
+            }
         }
     }
     // From here on, new connections are refused; the in-flight ones finish.

@@ -123,3 +123,15 @@ pub fn wake_accept_on_signal(port: u16) {
         let _ = TcpStream::connect_timeout(&address, Duration::from_secs(1));
     });
 }
+
+/// Makes a blocked `accept` return once `delay` has passed (the end of the `STOP_DELAY_MS` grace).
+pub fn wake_accept_after(port: u16, delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    thread::spawn(move || {
+        thread::sleep(delay);
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let _ = TcpStream::connect_timeout(&address, Duration::from_secs(1));
+    });
+}
