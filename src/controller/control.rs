@@ -8,75 +8,28 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::handle::{
-    ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
+    ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest,
 };
-use super::hub::Hub;
-use super::hub::KnownContainer;
+use super::reconcile::Reconciler;
+use super::routes::Routes;
 use super::server_msg::{DrainOutcome, ServerMsg};
 use super::snapshot::ServerSnapshot;
+use super::status::status_views;
 use crate::drain::budget::{self, BudgetCount, BudgetVerdict};
 use crate::drain::{DrainResult, Input};
 use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
 
-impl Hub {
-    /// The server a target names; a container the hub has not seen yet (just created) is looked
-    /// up in Docker before the answer is "not found".
-    async fn resolve(&mut self, target: &Target) -> Result<ServerId, ControlError> {
-        if let Ok(server) = self.resolve_known(target) {
-            return Ok(server);
+pub async fn on_control(routes: &mut Routes, reconciler: &Reconciler, request: ControlRequest) {
+    match request {
+        ControlRequest::Status { reply } => {
+            let views = status_views(routes);
+            tokio::spawn(async move {
+                let _ = reply.send(views.await);
+            });
         }
-        if let Target::Container(name) = target {
-            if let Ok(Some(info)) = self.ctx.docker.inspect(name).await {
-                if let Some(mapping) = self.map_container(&info.id, &info.name, &info.labels) {
-                    let server = mapping.server.clone();
-                    self.ensure_task(&server, &mapping, Some(&info.id)).await;
-                    let known = KnownContainer {
-                        name: info.name.clone(),
-                        server: server.clone(),
-                    };
-                    self.containers.insert(info.id.clone(), known);
-                    return Ok(server);
-                }
-            }
-        }
-        Err(ControlError::NotFound(target.to_string()))
-    }
-
-    fn resolve_known(&self, target: &Target) -> Result<ServerId, ControlError> {
-        match target {
-            Target::Server(id) if self.servers.contains_key(id) => Ok(id.clone()),
-            Target::Container(name) => self
-                .containers
-                .values()
-                .find(|c| &c.name == name)
-                .map(|c| c.server.clone())
-                .ok_or_else(|| ControlError::NotFound(target.to_string())),
-            _ => Err(ControlError::NotFound(target.to_string())),
-        }
-    }
-
-    pub(super) async fn on_control(&mut self, request: ControlRequest) {
-        match request {
-            ControlRequest::Status { reply } => {
-                let views = self.status_views();
-                tokio::spawn(async move {
-                    let _ = reply.send(views.await);
-                });
-            }
-            ControlRequest::Drain { request, reply } => {
-                let result = self.start_drain(request).await;
-                match result {
-                    Ok(wait) => {
-                        tokio::spawn(async move {
-                            let _ = reply.send(wait.await);
-                        });
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
-            }
-            ControlRequest::Ready { request, reply } => match self.start_ready(request).await {
+        ControlRequest::Drain { request, reply } => {
+            let result = start_drain(routes, reconciler, request).await;
+            match result {
                 Ok(wait) => {
                     tokio::spawn(async move {
                         let _ = reply.send(wait.await);
@@ -85,197 +38,221 @@ impl Hub {
                 Err(error) => {
                     let _ = reply.send(Err(error));
                 }
-            },
-        }
-    }
-
-    /// Checks the budget, sends the drain, and returns the future that waits for its end.
-    async fn start_drain(
-        &mut self,
-        request: DrainRequest,
-    ) -> Result<impl std::future::Future<Output = Result<DrainReport, ControlError>>, ControlError>
-    {
-        let server = self.resolve(&request.target).await?;
-        if !request.force {
-            self.check_budget(&server).await?;
-        }
-        let entry = self
-            .servers
-            .get(&server)
-            .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
-        if let Ok(mut shared) = entry.snapshot.lock() {
-            shared.in_rotation = false;
-        }
-        let container = entry
-            .current_container
-            .as_ref()
-            .and_then(|id| self.containers.get(id))
-            .map(|c| c.name.clone());
-        let (tx, rx) = oneshot::channel();
-        // The task adds the stop request a roll's drain carries (it knows the container).
-        let input = Input::Stopping {
-            trigger: request.trigger,
-            sticky: request.sticky,
-            timeout: Some(request.timeout),
-            stop: None,
-        };
-        entry
-            .tx
-            .send(ServerMsg::Drain {
-                input,
-                waiter: Some(tx),
-            })
-            .await
-            .map_err(|_| ControlError::Unavailable)?;
-        let started = Instant::now();
-        let wait = request.wait;
-        let timeout = request.timeout + Duration::from_secs(2);
-        Ok(async move {
-            let report = |drained: bool, sessions_left: u64| DrainReport {
-                server: server.clone(),
-                container: container.clone(),
-                drained,
-                sessions_left,
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            };
-            if !wait {
-                return Ok(report(false, 0));
             }
-            match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(DrainOutcome::Finished { result: DrainResult::TimedOut, sessions_left })) => Err(ControlError::DrainTimeout {
-                    server: server.clone(),
-                    sessions_left,
-                    waited_ms: started.elapsed().as_millis() as u64,
-                }),
-                Ok(Ok(DrainOutcome::Finished { sessions_left, .. })) => Ok(report(sessions_left == 0, sessions_left)),
-                Ok(Ok(DrainOutcome::AlreadyOut)) => Ok(report(true, 0)),
-                Ok(Ok(DrainOutcome::HeldByOperator)) => Err(ControlError::Conflict(format!("{server} is held out of rotation by an operator; haproxy-drain leaves it alone"))),
-                Ok(Err(_)) => Err(ControlError::Unavailable),
-                Err(_) => Err(ControlError::DrainTimeout { server: server.clone(), sessions_left: 0, waited_ms: started.elapsed().as_millis() as u64 }),
-            }
-        })
-    }
-
-    async fn start_ready(
-        &mut self,
-        request: ReadyRequest,
-    ) -> Result<impl std::future::Future<Output = Result<ReadyReport, ControlError>>, ControlError>
-    {
-        let server = self.resolve(&request.target).await?;
-        let entry = self
-            .servers
-            .get(&server)
-            .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
-        let container = entry
-            .current_container
-            .as_ref()
-            .and_then(|id| self.containers.get(id))
-            .map(|c| c.name.clone());
-        let (tx, rx) = oneshot::channel();
-        let waiter = request.wait.then_some(tx);
-        entry
-            .tx
-            .send(ServerMsg::Ready { waiter })
-            .await
-            .map_err(|_| ControlError::Unavailable)?;
-        let shared = entry.snapshot.clone();
-        let started = Instant::now();
-        Ok(async move {
-            let in_rotation = |shared: &Mutex<ServerSnapshot>| {
-                shared.lock().map(|s| s.in_rotation).unwrap_or(false)
-            };
-            if !request.wait {
-                return Ok(ReadyReport {
-                    server,
-                    container,
-                    in_rotation: in_rotation(&shared),
-                    elapsed_ms: 0,
+        }
+        ControlRequest::Ready { request, reply } => match start_ready(routes, request).await {
+            Ok(wait) => {
+                tokio::spawn(async move {
+                    let _ = reply.send(wait.await);
                 });
             }
-            match tokio::time::timeout(request.timeout, rx).await {
-                Ok(Ok(())) => Ok(ReadyReport {
-                    server,
-                    container,
-                    in_rotation: true,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                }),
-                Ok(Err(_)) => Err(ControlError::Unavailable),
-                Err(_) => {
-                    let phase = shared.lock().map_or("unknown", |s| s.phase.as_str());
-                    Err(ControlError::ReadyTimeout {
-                        server,
-                        waited_ms: started.elapsed().as_millis() as u64,
-                        reason: format!(
-                            "still {phase}: the container is not running or not healthy yet"
-                        ),
-                    })
-                }
+            Err(error) => {
+                let _ = reply.send(Err(error));
             }
-        })
+        },
     }
+}
 
-    /// Refuses a drain that would hold more of the backend out than its budget allows. Reads
-    /// the backend fresh: a server that HAProxy reports DOWN is not "ready", whatever we think.
-    async fn check_budget(&self, target: &ServerId) -> Result<(), ControlError> {
-        let command = Command::ShowServersState(Some(target.backend.clone()));
-        let mut fresh: HashMap<ServerId, Vec<ServerState>> = HashMap::new();
-        for reply in self.ctx.fleet.apply(&command).await {
-            if let Ok(Reply::ServersState(states)) = reply {
-                for state in states {
-                    fresh.entry(state.id.clone()).or_default().push(state);
-                }
-            }
+/// Checks the budget, sends the drain, and returns the future that waits for its end.
+async fn start_drain(
+    routes: &mut Routes,
+    reconciler: &Reconciler,
+    request: DrainRequest,
+) -> Result<impl std::future::Future<Output = Result<DrainReport, ControlError>>, ControlError> {
+    let server = routes.resolve(&request.target).await?;
+    if !request.force {
+        check_budget(routes, reconciler, &server).await?;
+    }
+    let entry = routes
+        .servers
+        .get(&server)
+        .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
+    if let Ok(mut shared) = entry.snapshot.lock() {
+        shared.in_rotation = false;
+    }
+    let container = entry
+        .current_container
+        .as_ref()
+        .and_then(|id| routes.containers.get(id))
+        .map(|c| c.name.clone());
+    let (tx, rx) = oneshot::channel();
+    // The task adds the stop request a roll's drain carries (it knows the container).
+    let input = Input::Stopping {
+        trigger: request.trigger,
+        sticky: request.sticky,
+        timeout: Some(request.timeout),
+        stop: None,
+    };
+    entry
+        .tx
+        .send(ServerMsg::Drain {
+            input,
+            waiter: Some(tx),
+        })
+        .await
+        .map_err(|_| ControlError::Unavailable)?;
+    let started = Instant::now();
+    let wait = request.wait;
+    let timeout = request.timeout + Duration::from_secs(2);
+    Ok(async move {
+        let report = |drained: bool, sessions_left: u64| DrainReport {
+            server: server.clone(),
+            container: container.clone(),
+            drained,
+            sessions_left,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        if !wait {
+            return Ok(report(false, 0));
         }
-        let states = if fresh.is_empty() {
-            &self.last_states
-        } else {
-            &fresh
-        };
-        let up = |id: &ServerId| {
-            states.get(id).is_some_and(|all| {
-                all.iter()
-                    .all(|s| s.op_state == OpState::Running && s.weight > 0)
-            })
-        };
-        let in_rotation = |id: &ServerId| match self.servers.get(id) {
-            Some(entry) => {
-                entry
-                    .snapshot
-                    .lock()
-                    .map(|s| s.in_rotation)
-                    .unwrap_or(false)
-                    && up(id)
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(DrainOutcome::Finished {
+                result: DrainResult::TimedOut,
+                sessions_left,
+            })) => Err(ControlError::DrainTimeout {
+                server: server.clone(),
+                sessions_left,
+                waited_ms: started.elapsed().as_millis() as u64,
+            }),
+            Ok(Ok(DrainOutcome::Finished { sessions_left, .. })) => {
+                Ok(report(sessions_left == 0, sessions_left))
             }
-            None => {
-                up(id)
-                    && states.get(id).is_some_and(|all| {
-                        all.iter()
-                            .all(|s| s.admin.as_admin_state() == AdminState::Ready)
-                    })
-            }
-        };
-        let backend: Vec<&ServerId> = states
-            .keys()
-            .filter(|id| id.backend == target.backend)
-            .collect();
-        let total = backend.len().max(1);
-        let count = BudgetCount {
-            total,
-            ready: backend.iter().filter(|id| in_rotation(id)).count(),
-            target_in_rotation: in_rotation(target),
-            max_out: self.ctx.config.budget_for(&target.backend).max_out(total),
-        };
-        match budget::verdict(count) {
-            BudgetVerdict::Allowed => Ok(()),
-            BudgetVerdict::Refused {
-                ready_after,
-                max_out,
-            } => Err(ControlError::Budget {
-                server: target.clone(),
-                backend: target.backend.clone(),
-                ready_after,
-                max_out,
+            Ok(Ok(DrainOutcome::AlreadyOut)) => Ok(report(true, 0)),
+            Ok(Ok(DrainOutcome::HeldByOperator)) => Err(ControlError::Conflict(format!(
+                "{server} is held out of rotation by an operator; haproxy-drain leaves it alone"
+            ))),
+            Ok(Err(_)) => Err(ControlError::Unavailable),
+            Err(_) => Err(ControlError::DrainTimeout {
+                server: server.clone(),
+                sessions_left: 0,
+                waited_ms: started.elapsed().as_millis() as u64,
             }),
         }
+    })
+}
+
+async fn start_ready(
+    routes: &mut Routes,
+    request: ReadyRequest,
+) -> Result<impl std::future::Future<Output = Result<ReadyReport, ControlError>>, ControlError> {
+    let server = routes.resolve(&request.target).await?;
+    let entry = routes
+        .servers
+        .get(&server)
+        .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
+    let container = entry
+        .current_container
+        .as_ref()
+        .and_then(|id| routes.containers.get(id))
+        .map(|c| c.name.clone());
+    let (tx, rx) = oneshot::channel();
+    let waiter = request.wait.then_some(tx);
+    entry
+        .tx
+        .send(ServerMsg::Ready { waiter })
+        .await
+        .map_err(|_| ControlError::Unavailable)?;
+    let shared = entry.snapshot.clone();
+    let started = Instant::now();
+    Ok(async move {
+        let in_rotation =
+            |shared: &Mutex<ServerSnapshot>| shared.lock().map(|s| s.in_rotation).unwrap_or(false);
+        if !request.wait {
+            return Ok(ReadyReport {
+                server,
+                container,
+                in_rotation: in_rotation(&shared),
+                elapsed_ms: 0,
+            });
+        }
+        match tokio::time::timeout(request.timeout, rx).await {
+            Ok(Ok(())) => Ok(ReadyReport {
+                server,
+                container,
+                in_rotation: true,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            }),
+            Ok(Err(_)) => Err(ControlError::Unavailable),
+            Err(_) => {
+                let phase = shared.lock().map_or("unknown", |s| s.phase.as_str());
+                Err(ControlError::ReadyTimeout {
+                    server,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    reason: format!(
+                        "still {phase}: the container is not running or not healthy yet"
+                    ),
+                })
+            }
+        }
+    })
+}
+
+/// Refuses a drain that would hold more of the backend out than its budget allows. Reads
+/// the backend fresh: a server that HAProxy reports DOWN is not "ready", whatever we think.
+async fn check_budget(
+    routes: &Routes,
+    reconciler: &Reconciler,
+    target: &ServerId,
+) -> Result<(), ControlError> {
+    let command = Command::ShowServersState(Some(target.backend.clone()));
+    let mut fresh: HashMap<ServerId, Vec<ServerState>> = HashMap::new();
+    for reply in routes.ctx.fleet.apply(&command).await {
+        if let Ok(Reply::ServersState(states)) = reply {
+            for state in states {
+                fresh.entry(state.id.clone()).or_default().push(state);
+            }
+        }
+    }
+    let states = if fresh.is_empty() {
+        &reconciler.last_states
+    } else {
+        &fresh
+    };
+    let up = |id: &ServerId| {
+        states.get(id).is_some_and(|all| {
+            all.iter()
+                // A server in `slowstart` reports STARTING while it already takes traffic.
+                .all(|s| matches!(s.op_state, OpState::Running | OpState::Starting) && s.weight > 0)
+        })
+    };
+    let in_rotation = |id: &ServerId| match routes.servers.get(id) {
+        Some(entry) => {
+            entry
+                .snapshot
+                .lock()
+                .map(|s| s.in_rotation)
+                .unwrap_or(false)
+                && up(id)
+        }
+        None => {
+            up(id)
+                && states.get(id).is_some_and(|all| {
+                    all.iter()
+                        .all(|s| s.admin.as_admin_state() == AdminState::Ready)
+                })
+        }
+    };
+    let backend: Vec<&ServerId> = states
+        .keys()
+        .filter(|id| id.backend == target.backend)
+        .collect();
+    let total = backend.len().max(1);
+    let count = BudgetCount {
+        total,
+        ready: backend.iter().filter(|id| in_rotation(id)).count(),
+        target_in_rotation: in_rotation(target),
+        max_out: routes.ctx.config.budget_for(&target.backend).max_out(total),
+    };
+    match budget::verdict(count) {
+        BudgetVerdict::Allowed => Ok(()),
+        BudgetVerdict::Refused {
+            ready_after,
+            max_out,
+        } => Err(ControlError::Budget {
+            server: target.clone(),
+            backend: target.backend.clone(),
+            ready_after,
+            max_out,
+        }),
     }
 }

@@ -3,78 +3,33 @@
 //! The hub owns the maps (container → server, server → task) and never waits on a drain: waits
 //! for control requests run in their own small tasks.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::control;
 use super::handle::ControlRequest;
+use super::reconcile::Reconciler;
+use super::routes::{KnownContainer, Routes};
 use super::server_msg::ServerMsg;
-use super::server_task::ServerTask;
-use super::snapshot::ServerSnapshot;
 use super::{Context, RELOAD_POLL_INTERVAL};
 use crate::docker::{ContainerEvent, EventAction, WatchItem};
-use crate::haproxy::{ServerId, ServerState};
-use crate::mapping::{self, Mapping};
 use crate::shutdown::Shutdown;
 
-pub(super) struct ServerEntry {
-    pub tx: mpsc::Sender<ServerMsg>,
-    /// What the server's task publishes after each decision.
-    pub snapshot: Arc<Mutex<ServerSnapshot>>,
-    pub mapping: Mapping,
-    /// The container currently behind this server; events of older containers are stale
-    /// while it runs (a recreate: the old one's `destroy` comes after the new one's `start`).
-    pub current_container: Option<String>,
-    pub current_running: bool,
-}
-
-/// A container the hub routes: its name (control requests name containers) and its server.
-pub(super) struct KnownContainer {
-    pub name: String,
-    pub server: ServerId,
-}
-
-/// Which worker process answered a HAProxy's runtime API: a new pid, or an uptime that went
-/// back, means a reload (or a restart), which resets every server to the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerIdentity {
-    pub pid: u32,
-    pub uptime_sec: u64,
-}
-
-impl WorkerIdentity {
-    pub fn replaced(self, before: WorkerIdentity) -> bool {
-        self.pid != before.pid || self.uptime_sec < before.uptime_sec
-    }
-}
-
 pub struct Hub {
-    pub(super) ctx: Arc<Context>,
-    pub(super) shutdown: Shutdown,
-    pub(super) servers: HashMap<ServerId, ServerEntry>,
-    pub(super) containers: HashMap<String, KnownContainer>,
-    /// Containers whose labels or backend were reported bad once (not again each pass).
-    pub(super) unmappable_reported: HashSet<String>,
-    pub(super) last_states: HashMap<ServerId, Vec<ServerState>>,
-    /// Backends any HAProxy has, from the last reconciliation (`None` before the first).
-    pub(super) backends: Option<HashSet<String>>,
-    /// The worker each HAProxy answered from last time (`None`: not answering).
-    pub(super) haproxy_workers: Vec<Option<WorkerIdentity>>,
+    ctx: Arc<Context>,
+    shutdown: Shutdown,
+    routes: Routes,
+    reconciler: Reconciler,
 }
 
 impl Hub {
     pub fn new(ctx: Arc<Context>, shutdown: Shutdown) -> Self {
-        let n = ctx.fleet.clients().len();
         Self {
+            reconciler: Reconciler::new(ctx.fleet.clients().len()),
+            routes: Routes::new(ctx.clone(), shutdown.clone()),
             ctx,
             shutdown,
-            servers: HashMap::new(),
-            containers: HashMap::new(),
-            unmappable_reported: HashSet::new(),
-            last_states: HashMap::new(),
-            backends: None,
-            haproxy_workers: vec![None; n],
         }
     }
 
@@ -95,9 +50,11 @@ impl Hub {
                     Some(item) => self.on_watch(item).await,
                     None => break,
                 },
-                Some(request) = control.recv() => self.on_control(request).await,
-                _ = reconcile_tick.tick() => self.reconcile("periodic").await,
-                _ = reload_tick.tick() => self.watch_haproxy().await,
+                Some(request) = control.recv() => {
+                    control::on_control(&mut self.routes, &self.reconciler, request).await
+                }
+                _ = reconcile_tick.tick() => self.reconciler.reconcile(&mut self.routes, "periodic").await,
+                _ = reload_tick.tick() => self.reconciler.watch_haproxy(&mut self.routes).await,
                 _ = shutdown.recv() => break,
             }
         }
@@ -111,7 +68,9 @@ impl Hub {
             WatchItem::Connected { replayed_since } => {
                 self.ctx.metrics.set_docker_connected(true);
                 tracing::info!(?replayed_since, "Docker event stream connected");
-                self.reconcile("docker_connected").await;
+                self.reconciler
+                    .reconcile(&mut self.routes, "docker_connected")
+                    .await;
             }
             WatchItem::Disconnected { error } => {
                 self.ctx.metrics.set_docker_connected(false);
@@ -122,48 +81,22 @@ impl Hub {
         }
     }
 
-    /// The server a container maps to, reporting a bad label once per container.
-    pub(super) fn map_container(
-        &mut self,
-        id: &str,
-        name: &str,
-        labels: &HashMap<String, String>,
-    ) -> Option<Mapping> {
-        match mapping::resolve(name, labels, &self.ctx.config) {
-            Ok(Some(mapping))
-                if self
-                    .backends
-                    .as_ref()
-                    .is_some_and(|b| !b.contains(&mapping.server.backend)) =>
-            {
-                if self.unmappable_reported.insert(id.to_string()) {
-                    self.ctx.metrics.config_error("missing_backend");
-                    tracing::error!(container = name, server = %mapping.server, "no HAProxy has this backend; the container is skipped (fix the label/rule or haproxy.cfg)");
-                }
-                None
-            }
-            Ok(mapping) => mapping,
-            Err(error) => {
-                if self.unmappable_reported.insert(id.to_string()) {
-                    self.ctx.metrics.config_error(error.kind());
-                    tracing::error!(container = name, %error, "cannot map container");
-                }
-                None
-            }
-        }
-    }
-
     /// Routes a container event to its server's task; what it means is the task's decision.
     async fn on_event(&mut self, event: ContainerEvent) {
         let action = action_label(&event.action);
         self.ctx.metrics.docker_event(action);
         tracing::debug!(container = %event.name, action, time_nano = event.time_nano, "docker event");
-        let Some(mapping) = self.map_container(&event.id, &event.name, &event.attributes) else {
+        let Some(mapping) = self
+            .routes
+            .map_container(&event.id, &event.name, &event.attributes)
+        else {
             return;
         };
         let server = mapping.server.clone();
-        self.ensure_task(&server, &mapping, Some(&event.id)).await;
-        let Some(entry) = self.servers.get_mut(&server) else {
+        self.routes
+            .ensure_task(&server, &mapping, Some(&event.id))
+            .await;
+        let Some(entry) = self.routes.servers.get_mut(&server) else {
             return;
         };
         let is_current = entry
@@ -178,7 +111,7 @@ impl Hub {
             EventAction::Start => {
                 entry.current_container = Some(event.id.clone());
                 entry.current_running = true;
-                self.containers.insert(
+                self.routes.containers.insert(
                     event.id.clone(),
                     KnownContainer {
                         name: event.name.clone(),
@@ -190,50 +123,11 @@ impl Hub {
             EventAction::Destroy => {
                 entry.current_running = false;
                 entry.current_container = None;
-                self.containers.remove(&event.id);
+                self.routes.containers.remove(&event.id);
             }
             _ => {}
         }
         let _ = entry.tx.send(ServerMsg::Event(event)).await;
-    }
-
-    /// Spawns the server's task on first sight. A container first seen through an event is
-    /// read by the task itself (Docker and HAProxy), so routing never waits here.
-    pub(super) async fn ensure_task(
-        &mut self,
-        server: &ServerId,
-        mapping: &Mapping,
-        container_id: Option<&str>,
-    ) {
-        if self.servers.contains_key(server) {
-            return;
-        }
-        let snapshot = Arc::new(Mutex::new(ServerSnapshot::default()));
-        let owned = self.ctx.store.get(server).await;
-        let dynamic = self.ctx.store.is_dynamic(server).await;
-        let tx = ServerTask::spawn(
-            server.clone(),
-            self.ctx.clone(),
-            mapping.clone(),
-            owned,
-            dynamic,
-            snapshot.clone(),
-            self.shutdown.clone(),
-        );
-        if let Some(id) = container_id {
-            let discovered = ServerMsg::Discovered {
-                container_id: id.to_string(),
-            };
-            let _ = tx.send(discovered).await;
-        }
-        let entry = ServerEntry {
-            tx,
-            snapshot,
-            mapping: mapping.clone(),
-            current_container: container_id.map(str::to_string),
-            current_running: container_id.is_some(),
-        };
-        self.servers.insert(server.clone(), entry);
     }
 }
 

@@ -20,9 +20,11 @@ pub mod hub;
 pub mod probe;
 pub mod reconcile;
 mod report;
+mod routes;
 mod server_msg;
 pub mod server_task;
 mod snapshot;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,7 @@ pub mod client;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod permissions;
 pub mod recreate;
 pub mod types;
 pub mod watch_log;

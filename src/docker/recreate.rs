@@ -40,6 +40,13 @@ pub enum RecreateError {
         name: String,
         message: String,
     },
+    #[error("docker {action} {name} was refused (HTTP 403: {message}): the Docker socket haproxy-drain was given does not allow it; `roll` needs {needs}")]
+    Forbidden {
+        action: &'static str,
+        name: String,
+        message: String,
+        needs: &'static str,
+    },
     #[error("docker inspect {name} shows no {missing}; cannot tell what to recreate")]
     Incomplete { name: String, missing: &'static str },
     #[error("creating {name} from image {image} failed: {message}; {restore}")]
@@ -256,9 +263,14 @@ impl Recreator {
             .build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(item) = progress.next().await {
-            item.map_err(|e| RecreateError::Pull {
-                image: image.to_string(),
-                message: e.to_string(),
+            item.map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 403, ..
+                } => docker_error("pull", image, e),
+                e => RecreateError::Pull {
+                    image: image.to_string(),
+                    message: e.to_string(),
+                },
             })?;
         }
         Ok(())
@@ -348,6 +360,15 @@ impl Recreator {
 
 fn docker_error(action: &'static str, name: &str, error: bollard::errors::Error) -> RecreateError {
     match error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 403,
+            message,
+        } => RecreateError::Forbidden {
+            action,
+            name: name.to_string(),
+            message,
+            needs: super::error::permission_needed(action),
+        },
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         } if action != "image inspect" => RecreateError::ContainerNotFound {

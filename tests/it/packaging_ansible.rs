@@ -9,10 +9,11 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use crate::packaging_sidecar::{Host, WEIGHT};
-use crate::support::docker::{docker_ok, ensure_test_images, IMAGE_HC, IMAGE_V2};
+use crate::packaging_sidecar::{APP_V1, APP_V2};
+use crate::support::docker::{docker_ok, ensure_test_images};
 use crate::support::load::{Load, LoadReport};
 
-/// testapp whose `/health` answers 500: its Docker health check never passes.
+/// testapp whose `/health` answers 500: HAProxy's check of it never passes.
 const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:packaging-unhealthy";
 const HOSTS: [&str; 3] = ["host1", "host2", "host3"];
 
@@ -79,7 +80,7 @@ fn ensure_unhealthy_image() {
         let mut stdin = child.stdin.take().expect("stdin");
         write!(
             stdin,
-            "FROM {IMAGE_HC}\nENV FAIL_HEALTH=1 APP_VERSION=broken\n"
+            "FROM {APP_V1}\nENV FAIL_HEALTH=1 APP_VERSION=broken\n"
         )
         .expect("Dockerfile");
     }
@@ -229,9 +230,9 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
     .await
     .expect("ansible and the unhealthy image");
     let (a, b, c) = tokio::join!(
-        Host::start(3, IMAGE_HC),
-        Host::start(3, IMAGE_HC),
-        Host::start(3, IMAGE_HC)
+        Host::start(3, APP_V1),
+        Host::start(3, APP_V1),
+        Host::start(3, APP_V1)
     );
     let hosts = [a, b, c];
     let started = std::time::Instant::now();
@@ -249,7 +250,7 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
 
     // 1. Every host to v2, one host per batch (35% of 3), under load.
     let loads = load_on(&hosts);
-    let inv = inventory(dir.path(), &hosts, IMAGE_V2, &[]);
+    let inv = inventory(dir.path(), &hosts, APP_V2, &[]);
     let output = tokio::task::spawn_blocking(move || run_playbook(&inv))
         .await
         .unwrap();
@@ -274,10 +275,10 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
     for (name, host) in HOSTS.iter().zip(&hosts) {
         for app in apps(host) {
             let (image, id) = image_and_id(&app);
-            assert_eq!(image, IMAGE_V2, "{name}: {app}\n{details}");
+            assert_eq!(image, APP_V2, "{name}: {app}\n{details}");
             // The old image by name, or by ID when its tag has moved since (docker ps shows that).
             assert!(
-                changed(&stdout, &app, IMAGE_V2),
+                changed(&stdout, &app, APP_V2),
                 "{name} reports what changed for {app}:\n{details}"
             );
             after_first.push((app, id));
@@ -290,7 +291,7 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
     // 2. Back to the first image, but host2's copy never gets healthy: host1 rolls, host2 fails
     //    on its first container and keeps the second, host3 is never touched.
     let loads = load_on(&hosts);
-    let inv = inventory(dir.path(), &hosts, IMAGE_HC, &[("host2", IMAGE_UNHEALTHY)]);
+    let inv = inventory(dir.path(), &hosts, APP_V1, &[("host2", IMAGE_UNHEALTHY)]);
     let output = tokio::task::spawn_blocking(move || run_playbook(&inv))
         .await
         .unwrap();
@@ -322,14 +323,14 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
 
     let host1 = apps(&hosts[0]);
     for app in &host1 {
-        assert_eq!(image_and_id(app).0, IMAGE_HC, "host1 rolled {app}");
+        assert_eq!(image_and_id(app).0, APP_V1, "host1 rolled {app}");
     }
     let host2 = apps(&hosts[1]);
     assert_eq!(image_and_id(&host2[0]).0, IMAGE_UNHEALTHY, "{details}");
     assert!(changed(&stdout, &host2[0], IMAGE_UNHEALTHY), "{details}");
     for app in &host2[1..] {
         assert!(
-            stdout.contains(&format!("\"{app}: unchanged ({IMAGE_V2})\"")),
+            stdout.contains(&format!("\"{app}: unchanged ({APP_V2})\"")),
             "{details}"
         );
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use haproxy_drain::haproxy::AdminState;
 
 use crate::packaging_sidecar::{Host, IMAGE_USER, SOCKET_GID, WEIGHT};
-use crate::support::docker::{docker, docker_ok, IMAGE_HC, IMAGE_V2};
+use crate::packaging_sidecar::{APP_V1, APP_V2};
+use crate::support::docker::{docker, docker_ok};
 use crate::support::load::{Load, LoadReport};
 
 /// Short requests for throughput, and long ones so that every drain has sessions to wait for.
@@ -49,7 +50,7 @@ fn ip_on(container: &str, network: &str) -> String {
 /// every server back at its original weight on its container's current address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_container_restarts_reloads_recreates_and_rolls_with_no_request_lost() {
-    let mut host = Host::start(3, IMAGE_HC).await;
+    let mut host = Host::start(3, APP_V1).await;
     assert_eq!(host.sidecar.inspect("{{.Config.User}}"), IMAGE_USER);
     let groups = host.sidecar.inspect("{{json .HostConfig.GroupAdd}}");
     assert!(groups.contains(&format!("\"{SOCKET_GID}\"")), "{groups}");
@@ -128,7 +129,7 @@ async fn the_sidecar_container_restarts_reloads_recreates_and_rolls_with_no_requ
         blocking(move || {
             std::process::Command::new("docker")
                 .args(["exec", &name, "/haproxy-drain", "roll", &app3])
-                .args(["--image", IMAGE_V2, "--timeout", "30s"])
+                .args(["--image", APP_V2, "--timeout", "30s"])
                 .output()
                 .expect("docker exec runs")
         })
@@ -145,7 +146,7 @@ async fn the_sidecar_container_restarts_reloads_recreates_and_rolls_with_no_requ
     assert!(sidecar_roll.status.success(), "{details}");
     assert_eq!(
         docker_ok(&["inspect", "--format", "{{.Config.Image}}", &app3]),
-        IMAGE_V2
+        APP_V2
     );
     for i in 1..=3 {
         let state = host.wait_in_rotation(i).await;
@@ -171,7 +172,7 @@ async fn the_sidecar_container_restarts_reloads_recreates_and_rolls_with_no_requ
 /// original weight (without the record it would look like an operator's and stay out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_container_restarted_mid_drain_loses_nothing() {
-    let host = Host::start(3, IMAGE_HC).await;
+    let host = Host::start(3, APP_V1).await;
     // Requests of 1.5 s keep app1's drain going while the sidecar restarts.
     let short = Load::start(host.frontend, 3, "/?delay_ms=10");
     let long = Load::start(host.frontend, 3, "/?delay_ms=1500");

@@ -35,6 +35,11 @@ pub const SOCKET_GID: u32 = 60123;
 pub const IMAGE_USER: &str = "65532:65532";
 /// Not 1 nor 100, so "back at its original weight" means something.
 pub const WEIGHT: u32 = 37;
+/// The app images: no Docker HEALTHCHECK, so the gate is haproxy-drain's TCP probe and then
+/// HAProxy's own `httpchk`. (Docker's 1 s health check of the test app flaps on a loaded
+/// 2-core machine, and haproxy-drain rightly drains a container Docker calls unhealthy.)
+pub const APP_V1: &str = crate::support::docker::IMAGE_NOHC;
+pub const APP_V2: &str = crate::support::docker::IMAGE_NOHC_V2;
 /// The apps keep accepting this long after SIGTERM (testapp's lame duck). Docker signals the app
 /// and reports the `kill` event at the same moment; a request HAProxy sends in the few ms before
 /// the drain reaches it must still find a listener. With `haproxy-drain roll` (drain first, then

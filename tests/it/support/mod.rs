@@ -5,6 +5,7 @@ pub mod docker;
 pub mod haproxy;
 pub mod load;
 pub mod proxy;
+pub mod readonly_proxy;
 pub mod rotation;
 pub mod shutdown_world;
 pub mod stack;
