@@ -235,6 +235,8 @@ async fn run_cell(world: &mut ShutdownWorld, behaviour: Behaviour, path: Path) -
             if behaviour == Behaviour::Ignore {
                 // TERM alone does not stop it: the documented hold (stop timeout + drain
                 // timeout), then the restore. `docker start` on the running container is a no-op.
+                // First the drain (a busy daemon may take a while to hear of the signal).
+                world.wait_out_of_rotation(i, Duration::from_secs(20)).await;
                 world.wait_in_rotation(i).await;
                 note = "TERM ignored: held, then restored; start is a no-op".into();
             } else {

@@ -223,6 +223,20 @@ impl ShutdownWorld {
         }
     }
 
+    /// Polls until server `i` is out of rotation (MAINT, DRAIN or weight 0); panics after
+    /// `timeout`.
+    pub async fn wait_out_of_rotation(&self, i: usize, timeout: Duration) -> ServerState {
+        let client = self.client();
+        super::wait::wait_server(
+            &client,
+            &self.server_id(i),
+            timeout,
+            "out of rotation",
+            |s| s.admin.as_admin_state() != AdminState::Ready || s.weight == 0,
+        )
+        .await
+    }
+
     /// `docker run`s app `i` again from its spec with `image` (a container that a fault lost).
     pub async fn run_again(&mut self, i: usize, image: &str) {
         let spec = self.apps[i].spec.clone().image(image);
