@@ -33,6 +33,7 @@ use super::shutdown_world::{ShutdownWorld, WorldOptions};
 pub const ROLL_ATTEMPTS: usize = 3;
 const LOAD_CLIENTS: usize = 6;
 const LOAD_PATH: &str = "/?delay_ms=50";
+const IN_ROTATION_DEADLINE: Duration = Duration::from_secs(40);
 const DAEMON_CONFIG: &str = "reconcile_interval = \"1s\"\n[defaults]\ndrain_timeout = \"5s\"\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -159,6 +160,8 @@ pub struct Rollout {
     pub failures: Vec<String>,
     /// HAProxy samples showing a server in rotation while its container was stopping.
     pub in_rotation_while_stopping: usize,
+    /// Containers that no longer existed after the rollout (run again by the campaign).
+    pub lost: usize,
     pub took: Duration,
     pub problems: Vec<String>,
 }
@@ -190,6 +193,7 @@ impl CampaignReport {
             ok: u64,
             failed: u64,
             in_rotation: usize,
+            lost: usize,
             with_problems: usize,
         }
         let mut rows: BTreeMap<Fault, Row> = BTreeMap::new();
@@ -200,22 +204,24 @@ impl CampaignReport {
             row.ok += r.ok;
             row.failed += r.failed;
             row.in_rotation += r.in_rotation_while_stopping;
+            row.lost += r.lost;
             row.with_problems += usize::from(!r.problems.is_empty());
         }
         let mut out = String::from(
-            "| fault | rollouts | rolls run again | requests ok | failed | in rotation while stopping (samples) | rollouts with a problem |\n\
-             |---|---|---|---|---|---|---|\n",
+            "| fault | rollouts | rolls run again | requests ok | failed | in rotation while stopping (samples) | containers lost | rollouts with a problem |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for (fault, row) in &rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 fault.name(),
                 row.rollouts,
                 row.reruns,
                 row.ok,
                 row.failed,
                 row.in_rotation,
+                row.lost,
                 row.with_problems
             );
         }
@@ -233,6 +239,10 @@ impl CampaignReport {
 
 pub async fn run(options: CampaignOptions) -> CampaignReport {
     let began = Instant::now();
+    eprintln!(
+        "fault campaign: {options:?} (CAMPAIGN_SEED={} replays it)",
+        options.seed
+    );
     let mut rng = Rng::new(options.seed);
     let schedule = options.schedule(&mut rng);
     let proxy = SocketProxy::start();
@@ -301,12 +311,16 @@ async fn rollout(
     down_for: Duration,
     image: &'static str,
 ) -> Rollout {
-    world.wait_all_in_rotation().await;
+    let mut problems = Vec::new();
+    for i in 0..world.apps.len() {
+        if let Err(err) = world.try_wait_in_rotation(i, IN_ROTATION_DEADLINE).await {
+            problems.push(format!("before the rollout: {err}"));
+        }
+    }
     let log_from = world.daemon.log().len();
     let load = Load::start(world.frontend, LOAD_CLIENTS, LOAD_PATH);
     let t0 = SystemTime::now();
     let started = Instant::now();
-    let mut problems = Vec::new();
     let mut attempts = 0;
     let mut outputs = Vec::new();
     let mut succeeded = false;
@@ -351,6 +365,7 @@ async fn rollout(
         }
     }
     let took = started.elapsed();
+    let mut lost = 0;
     if !succeeded {
         problems.push(format!(
             "no roll succeeded in {attempts} attempts:\n{}",
@@ -358,7 +373,20 @@ async fn rollout(
         ));
     }
     for i in 0..world.apps.len() {
-        world.wait_in_rotation(i).await;
+        if !world.exists(i) {
+            // A roll interrupted between removing the old container and creating the new one:
+            // nothing can roll it any more. Recorded, then run again so the campaign goes on.
+            problems.push(format!(
+                "{} was lost: it no longer exists after the roll(s), and a roll cannot resume it",
+                world.apps[i].name
+            ));
+            lost += 1;
+            world.run_again(i, image).await;
+        }
+        if let Err(err) = world.try_wait_in_rotation(i, IN_ROTATION_DEADLINE).await {
+            problems.push(err);
+            continue;
+        }
         let running = world.inspect(i, "{{.State.Running}} {{.Config.Image}}");
         if running != format!("true {image}") {
             problems.push(format!(
@@ -410,6 +438,7 @@ async fn rollout(
         failed: report.failed,
         failures: report.failures,
         in_rotation_while_stopping: in_rotation,
+        lost,
         took,
         problems,
     }

@@ -181,24 +181,72 @@ impl ShutdownWorld {
 
     /// Back in rotation: READY, RUNNING, the original weight, the container's current address.
     pub async fn wait_in_rotation(&self, i: usize) -> ServerState {
+        self.try_wait_in_rotation(i, IN_ROTATION_DEADLINE)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`Self::wait_in_rotation`] that reports a timeout (with the last state seen) instead of
+    /// panicking, for the campaign, which records it and goes on.
+    pub async fn try_wait_in_rotation(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> Result<ServerState, String> {
         let (name, network) = (self.apps[i].name.clone(), self.network.name.clone());
         let client = self.client();
         let id = self.server_id(i);
-        let what = format!("{id} back in rotation at weight {WEIGHT} on {name}'s address");
-        super::wait::wait_for(IN_ROTATION_DEADLINE, &what, || {
-            let (client, id, name, network) =
-                (client.clone(), id.clone(), name.clone(), network.clone());
-            async move {
-                let state = super::wait::server_state(&client, &id).await?;
-                let ip = blocking(move || container_ip(&name, &network)).await?;
-                let ok = state.admin.as_admin_state() == AdminState::Ready
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let state = super::wait::server_state(&client, &id).await;
+            let ip = {
+                let (name, network) = (name.clone(), network.clone());
+                blocking(move || container_ip(&name, &network)).await
+            };
+            if let (Some(state), Some(ip)) = (&state, ip) {
+                if state.admin.as_admin_state() == AdminState::Ready
                     && state.weight == WEIGHT
                     && state.op_state == OpState::Running
-                    && state.addr == ip.to_string();
-                ok.then_some(state)
+                    && state.addr == ip.to_string()
+                {
+                    return Ok(state.clone());
+                }
             }
-        })
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{id} not back in rotation at weight {WEIGHT} on {name}'s address after \
+                     {timeout:?}; last seen (HAProxy, container address): {:?}",
+                    (state, ip)
+                ));
+            }
+            tokio::time::sleep(super::wait::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Polls until server `i` is out of rotation (MAINT, DRAIN or weight 0); panics after
+    /// `timeout`.
+    pub async fn wait_out_of_rotation(&self, i: usize, timeout: Duration) -> ServerState {
+        let client = self.client();
+        super::wait::wait_server(
+            &client,
+            &self.server_id(i),
+            timeout,
+            "out of rotation",
+            |s| s.admin.as_admin_state() != AdminState::Ready || s.weight == 0,
+        )
         .await
+    }
+
+    /// `docker run`s app `i` again from its spec with `image` (a container that a fault lost).
+    pub async fn run_again(&mut self, i: usize, image: &str) {
+        let spec = self.apps[i].spec.clone().image(image);
+        let container = blocking(move || spec.run()).await;
+        self.apps[i].container = Some(container);
+    }
+
+    /// The container named like app `i` exists (running or not).
+    pub fn exists(&self, i: usize) -> bool {
+        docker(&["inspect", "--format", "{{.Id}}", &self.apps[i].name]).is_ok()
     }
 
     pub async fn wait_all_in_rotation(&self) {
