@@ -10,14 +10,10 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::drain::Observed;
-use crate::haproxy::parse::parse_stat;
 use crate::haproxy::{
     AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
 };
 use crate::metrics::Metrics;
-
-/// `srv_check_state` bit: health checks are configured for the server.
-const CHECK_CONFIGURED: u32 = 0x2;
 
 /// HAProxy serves at most `stats maxconn` (default 10) runtime API connections at once and
 /// refuses the rest (EAGAIN); stay well under it, whatever the number of busy servers.
@@ -130,16 +126,10 @@ impl Fleet {
 
     /// The `show stat` rows of one backend's servers, from every HAProxy.
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
-        let command = Command::Raw(format!("show stat {backend} 4 -1"));
+        let command = Command::ShowStatServers(backend.to_string());
         let mut rows = Vec::new();
         for result in self.apply(&command).await {
-            if let Reply::Raw(text) = result? {
-                let parsed = parse_stat(&text).map_err(|source| {
-                    HaproxyError::Command(crate::haproxy::CommandError::UnexpectedReply {
-                        command: command.to_string(),
-                        source,
-                    })
-                })?;
+            if let Reply::Stat(parsed) = result? {
                 rows.extend(parsed);
             }
         }
@@ -160,23 +150,8 @@ impl Fleet {
     pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
         let rows = self.backend_stats(&server.backend).await?;
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
-        Ok(!mine.is_empty() && mine.iter().all(|r| check_row_passed(r)))
+        Ok(!mine.is_empty() && mine.iter().all(|r| r.check_passed()))
     }
-}
-
-/// Leaving MAINT sets the health counter to `rise` ("DRAIN 1/2"); one passing check raises it to
-/// `rise + fall - 1`. So "a check passed since" is an OK status with the counter at its top.
-pub fn check_row_passed(row: &StatRow) -> bool {
-    let status = row.check_status.trim_start_matches("* ");
-    if row.check_status.is_empty() {
-        return true;
-    }
-    let ok = matches!(status, "L4OK" | "L6OK" | "L7OK" | "L7OKC");
-    let top = match (row.check_health, row.check_rise, row.check_fall) {
-        (Some(h), Some(r), Some(f)) => h >= r + f.saturating_sub(1),
-        _ => true,
-    };
-    ok && top
 }
 
 /// Merges one server's state across HAProxies: the least-out state wins, so one HAProxy that
@@ -203,7 +178,7 @@ pub fn merge(states: &[ServerState]) -> Option<Observed> {
         initial_weight: first.initial_weight,
         addr: if all_agree { addr } else { None },
         port: first.port,
-        checks_enabled: states.iter().any(|s| s.check_state & CHECK_CONFIGURED != 0),
+        checks_enabled: states.iter().any(ServerState::checks_configured),
     })
 }
 

@@ -22,6 +22,8 @@ pub enum Command {
     ShowInfo,
     /// `show stat`: every row (frontends, backends, servers).
     ShowStat,
+    /// `show stat <backend> 4 -1`: the server rows of one backend (type 4 = servers, -1 = all).
+    ShowStatServers(String),
     ShowServersState(Option<String>),
     ShowBackends,
     GetWeight(ServerId),
@@ -100,7 +102,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::ShowInfo => "show_info",
-            Command::ShowStat => "show_stat",
+            Command::ShowStat | Command::ShowStatServers(_) => "show_stat",
             Command::ShowServersState(_) => "show_servers_state",
             Command::ShowBackends => "show_backends",
             Command::GetWeight(_) => "get_weight",
@@ -115,7 +117,6 @@ impl Command {
             Command::EnableHealth(_) => "enable_health",
             Command::DisableHealth(_) => "disable_health",
             Command::Reload => "reload",
-            Command::Raw(text) if text.starts_with("show stat") => "show_stat",
             Command::Raw(_) => "other",
         }
     }
@@ -130,7 +131,9 @@ impl Command {
     pub fn render(&self) -> Result<String, CommandError> {
         let line = self.to_string();
         let (names, words): (Vec<&str>, Vec<&str>) = match self {
-            Command::ShowServersState(Some(backend)) => (vec![backend.as_str()], vec![]),
+            Command::ShowServersState(Some(backend)) | Command::ShowStatServers(backend) => {
+                (vec![backend.as_str()], vec![])
+            }
             Command::GetWeight(id)
             | Command::SetWeight(id, _)
             | Command::SetState(id, _)
@@ -195,7 +198,9 @@ impl Command {
         };
         match self {
             Command::ShowInfo => parsed(parse::parse_info(text).map(Reply::Info)),
-            Command::ShowStat => parsed(parse::parse_stat(text).map(Reply::Stat)),
+            Command::ShowStat | Command::ShowStatServers(_) => {
+                parsed(parse::parse_stat(text).map(Reply::Stat))
+            }
             Command::ShowServersState(_) => {
                 parsed(parse::parse_servers_state(text).map(Reply::ServersState))
             }
@@ -225,6 +230,7 @@ impl fmt::Display for Command {
         match self {
             Command::ShowInfo => f.write_str("show info"),
             Command::ShowStat => f.write_str("show stat"),
+            Command::ShowStatServers(backend) => write!(f, "show stat {backend} 4 -1"),
             Command::ShowServersState(None) => f.write_str("show servers state"),
             Command::ShowServersState(Some(backend)) => write!(f, "show servers state {backend}"),
             Command::ShowBackends => f.write_str("show backend"),

@@ -291,4 +291,23 @@ fn every_verb_is_listed_for_the_metrics() {
     ];
     let verbs: Vec<&str> = commands.iter().map(Command::verb).collect();
     assert_eq!(verbs, Command::VERBS);
+    // One backend's rows are still `show stat` for the metrics.
+    assert_eq!(Command::ShowStatServers("web".into()).verb(), "show_stat");
+}
+
+#[test]
+fn one_backends_server_rows_render_and_parse_as_show_stat() {
+    let command = Command::ShowStatServers("web".into());
+    assert_eq!(command.render().unwrap(), "show stat web 4 -1");
+    assert!(Command::ShowStatServers("web 1".into()).render().is_err());
+    let text = "# pxname,svname,qcur,scur,stot,status,weight,type,check_status,addr\n\
+                web,web1,0,3,10,UP,1,2,L7OK,10.0.0.1:80\n";
+    match command.classify(&reply(text), "test") {
+        Ok(Reply::Stat(rows)) => assert_eq!(rows[0].sessions, 3),
+        other => panic!("expected stat rows, got {other:?}"),
+    }
+    assert!(matches!(
+        command.classify(&reply("No such backend.\n"), "test"),
+        Err(CommandError::NoSuchBackend { .. })
+    ));
 }

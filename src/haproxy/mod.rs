@@ -1,6 +1,7 @@
 //! The only module that talks to HAProxy's runtime API.
 //!
 //! - [`addr`]: `unix://` / `tcp://` URLs, master CLI worker targets.
+//! - [`check`]: health-check facts (configured, passed since MAINT) read from replies.
 //! - [`command`]: typed commands, how each renders and how its reply is classified.
 //! - [`parse`]: pure reply parsers (`show stat`, `show servers state`, `show info`, …).
 //! - [`transport`]: one connection per call, prompt-mode framing, size bound.
@@ -8,6 +9,7 @@
 //! - [`error`]: [`HaproxyError`] (the conversation failed) and [`CommandError`] (HAProxy refused).
 
 pub mod addr;
+pub mod check;
 pub mod client;
 pub mod command;
 pub mod error;
