@@ -11,5 +11,6 @@ pub mod drain;
 pub mod roll;
 pub mod status;
 pub mod status_daemon;
+pub mod table;
 
 pub use control::{CliError, ControlArgs};
