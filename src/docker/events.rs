@@ -192,7 +192,7 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
         let first_subscription = cursor.last_time_nano.is_none();
         let since = *cursor.last_time_nano.get_or_insert_with(now_nanos);
         let replayed_since = (!first_subscription).then_some(since);
-        let stream = client.bollard().events(Some(events_options(since)));
+        let stream = client.docker.events(Some(events_options(since)));
         cursor.replaying = !first_subscription;
         StreamConnected {
             endpoint: &endpoint,

@@ -1,8 +1,10 @@
 //! The only module that talks to the Docker engine (through bollard).
 //!
-//! - [`client`] — [`DockerClient`]: connect, ping, list, inspect, stop/start/remove.
+//! - [`client`] — [`DockerClient`]: connect, ping, list, inspect, stop/start.
 //! - [`events`] — [`DockerClient::watch`]: the event stream with reconnect, backoff and replay.
 //! - [`convert`] — pure bollard-model → [`types`] conversions (signals, health, events).
+//! - [`recreate`] — [`DockerClient::recreate`] and the preflight checks of a roll (container and
+//!   image exist, pull); [`plan`] — the pure part: what to create the container again with.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -12,6 +14,7 @@ pub mod client;
 pub mod convert;
 pub mod error;
 pub mod events;
+pub mod plan;
 pub mod recreate;
 pub mod types;
 pub mod watch_log;

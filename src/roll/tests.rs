@@ -26,35 +26,35 @@ struct FakeDocker {
 }
 
 impl RollDocker for FakeDocker {
-    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
             if self.running.lock().unwrap().contains_key(name) {
                 Ok(())
             } else {
-                Err(RecreateError::ContainerNotFound { name: name.into() })
+                Err(DockerError::ContainerNotFound { name: name.into() })
             }
         })
     }
-    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
             if self.images.iter().any(|i| i == image) {
                 Ok(())
             } else {
-                Err(RecreateError::ImageMissing {
+                Err(DockerError::ImageMissing {
                     image: image.into(),
                 })
             }
         })
     }
-    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
-            Err(RecreateError::Pull {
+            Err(DockerError::Pull {
                 image: image.into(),
                 message: "no registry".into(),
             })
         })
     }
-    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         self.log.lock().unwrap().push(format!("stop {name}"));
         Box::pin(async { Ok(()) })
     }
@@ -62,7 +62,7 @@ impl RollDocker for FakeDocker {
         &'a self,
         name: &'a str,
         image: &'a str,
-    ) -> BoxFuture<'a, Result<String, RecreateError>> {
+    ) -> BoxFuture<'a, Result<String, DockerError>> {
         self.log
             .lock()
             .unwrap()
@@ -73,7 +73,7 @@ impl RollDocker for FakeDocker {
             .insert(name.to_string(), image.to_string());
         Box::pin(async { Ok("feedc0ffee00112233".to_string()) })
     }
-    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         self.log.lock().unwrap().push(format!("start {name}"));
         Box::pin(async { Ok(()) })
     }
