@@ -183,87 +183,14 @@ fn create_link(link: &str) -> String {
 mod tests {
     use super::*;
 
-    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
     fn image() -> ImageInspect {
-        serde_json::from_value(serde_json::json!({
-            "Id": "sha256:1111",
-            "Config": {
-                "User": "",
-                "Env": ["PATH=/usr/bin:/bin", "APP_MODE=image-default"],
-                "Cmd": ["--port", "8080"],
-                "Entrypoint": ["/testapp"],
-                "ExposedPorts": {"8080/tcp": {}},
-                "Volumes": {"/data": {}},
-                "WorkingDir": "/",
-                "Labels": {"org.opencontainers.image.title": "testapp", "tier": "image"},
-                "StopSignal": "SIGTERM",
-                "Healthcheck": {"Test": ["CMD", "/testapp", "--probe"], "Interval": 1000000000}
-            }
-        }))
-        .unwrap()
+        serde_json::from_str(include_str!("testdata/inspect_image.json")).unwrap()
     }
 
     /// `docker run -d --name web1 --network net1 --network-alias api -e DELAY=5 -l tier=web
     /// -l haproxy-drain.backend=be -p 18080:8080 --restart always --init -m 64m image`
     fn container() -> ContainerInspectResponse {
-        serde_json::from_value(serde_json::json!({
-            "Id": ID,
-            "Name": "/web1",
-            "Image": "sha256:1111",
-            "Config": {
-                "Hostname": "0123456789ab",
-                "Domainname": "",
-                "User": "",
-                "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-                "ExposedPorts": {"8080/tcp": {}},
-                "Tty": false, "OpenStdin": false, "StdinOnce": false,
-                "Env": ["DELAY=5", "PATH=/usr/bin:/bin", "APP_MODE=image-default"],
-                "Cmd": ["--port", "8080"],
-                "Healthcheck": {"Test": ["CMD", "/testapp", "--probe"], "Interval": 1000000000},
-                "Image": "testapp:v1",
-                "Volumes": {"/data": {}},
-                "WorkingDir": "/",
-                "Entrypoint": ["/testapp"],
-                "Labels": {
-                    "org.opencontainers.image.title": "testapp",
-                    "tier": "web",
-                    "haproxy-drain.backend": "be"
-                },
-                "StopSignal": "SIGTERM"
-            },
-            "HostConfig": {
-                "Binds": ["/srv/web1:/srv:ro"],
-                "ContainerIDFile": "",
-                "NetworkMode": "net1",
-                "PortBindings": {"8080/tcp": [{"HostIp": "", "HostPort": "18080"}]},
-                "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
-                "Init": true,
-                "Memory": 67108864,
-                "Links": ["/db:/web1/database"]
-            },
-            "NetworkSettings": {
-                "Networks": {
-                    "net1": {
-                        "IPAMConfig": null,
-                        "Links": null,
-                        "Aliases": ["api", "0123456789ab"],
-                        "NetworkID": "n1",
-                        "EndpointID": "e1",
-                        "Gateway": "172.18.0.1",
-                        "IPAddress": "172.18.0.2",
-                        "IPPrefixLen": 16,
-                        "MacAddress": "02:42:ac:12:00:02"
-                    },
-                    "net2": {
-                        "IPAMConfig": {"IPv4Address": "172.19.0.50"},
-                        "Aliases": ["0123456789ab"],
-                        "IPAddress": "172.19.0.50"
-                    }
-                }
-            }
-        }))
-        .unwrap()
+        serde_json::from_str(include_str!("testdata/inspect_container.json")).unwrap()
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One integration-test binary (links once): real HAProxy, real Docker.
 
+mod architecture;
 mod control_access;
 mod control_api;
 mod control_check;
