@@ -4,6 +4,9 @@
 #   haproxy-drain-testapp:nohc   without one
 #   haproxy-drain-testapp:v2     like :hc, APP_VERSION=v2 (for roll/recreate tests)
 #   haproxy-drain-testapp:nohc-v2 like :nohc, APP_VERSION=v2
+#   haproxy-drain-testapp:sigterm, :sigterm-v2  like :nohc / :nohc-v2, for the shutdown matrix and
+#     the fault campaign (ON_SIGTERM=ignore/serve): tags of their own, so that a worktree whose
+#     testapp predates those behaviours, rebuilding :nohc, cannot swap the app under them
 # Idempotent: an image is rebuilt only when the binary or the Dockerfile changed (a hash label).
 set -euo pipefail
 
@@ -45,3 +48,5 @@ build hc hc v1
 build nohc nohc v1
 build v2 hc v2
 build nohc-v2 nohc v2
+build sigterm nohc v1
+build sigterm-v2 nohc v2

@@ -33,6 +33,8 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Show every backend server as HAProxy sees it, read straight from its runtime API.
     Status(cli::status::StatusArgs),
+    /// Exit 0 when the daemon's /healthz answers 200 (the container image's HEALTHCHECK).
+    Healthcheck(cli::healthcheck::HealthcheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Roll(args) => cli::roll::roll(args).await,
         Command::Check(args) => cli::check::check(args).await,
         Command::Status(args) => cli::status::status(args).await,
+        Command::Healthcheck(args) => cli::healthcheck::healthcheck(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

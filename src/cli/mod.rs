@@ -8,6 +8,7 @@
 pub mod check;
 pub mod control;
 pub mod drain;
+pub mod healthcheck;
 pub mod roll;
 pub mod status;
 pub mod status_daemon;

@@ -11,8 +11,11 @@ use super::handle::{
     ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
 };
 use super::hub::Hub;
-use super::server_task::{unix_nanos_now, DrainOutcome, ServerMsg, ServerSnapshot};
-use crate::drain::{DrainResult, Input, StopRequest, Trigger};
+use super::hub::KnownContainer;
+use super::server_msg::{DrainOutcome, ServerMsg};
+use super::snapshot::ServerSnapshot;
+use crate::drain::budget::{self, BudgetCount, BudgetVerdict};
+use crate::drain::{DrainResult, Input};
 use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
 
 impl Hub {
@@ -27,10 +30,11 @@ impl Hub {
                 if let Some(mapping) = self.map_container(&info.id, &info.name, &info.labels) {
                     let server = mapping.server.clone();
                     self.ensure_task(&server, &mapping, Some(&info.id)).await;
-                    self.containers.insert(
-                        info.id.clone(),
-                        super::hub::KnownContainer::from_info(&info, &server),
-                    );
+                    let known = KnownContainer {
+                        name: info.name.clone(),
+                        server: server.clone(),
+                    };
+                    self.containers.insert(info.id.clone(), known);
                     return Ok(server);
                 }
             }
@@ -99,29 +103,21 @@ impl Hub {
             .servers
             .get(&server)
             .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
-        if let Ok(mut shared) = entry.shared.lock() {
+        if let Ok(mut shared) = entry.snapshot.lock() {
             shared.in_rotation = false;
         }
-        let known = entry
-            .active_container
+        let container = entry
+            .current_container
             .as_ref()
-            .and_then(|id| self.containers.get(id));
-        let container = known.map(|c| c.name.clone());
-        // A roll stops the container right after the drain: its run ends now, whatever a
-        // reconciliation between the drain and the stop may read.
-        let stop = (request.trigger == Trigger::Roll).then(|| {
-            StopRequest::new(
-                unix_nanos_now(),
-                known.and_then(|c| c.stop_timeout),
-                entry.mapping.settings.drain_timeout.max(request.timeout),
-            )
-        });
+            .and_then(|id| self.containers.get(id))
+            .map(|c| c.name.clone());
         let (tx, rx) = oneshot::channel();
+        // The task adds the stop request a roll's drain carries (it knows the container).
         let input = Input::Stopping {
             trigger: request.trigger,
             sticky: request.sticky,
             timeout: Some(request.timeout),
-            stop,
+            stop: None,
         };
         entry
             .tx
@@ -171,7 +167,7 @@ impl Hub {
             .get(&server)
             .ok_or_else(|| ControlError::NotFound(request.target.to_string()))?;
         let container = entry
-            .active_container
+            .current_container
             .as_ref()
             .and_then(|id| self.containers.get(id))
             .map(|c| c.name.clone());
@@ -182,7 +178,7 @@ impl Hub {
             .send(ServerMsg::Ready { waiter })
             .await
             .map_err(|_| ControlError::Unavailable)?;
-        let shared = entry.shared.clone();
+        let shared = entry.snapshot.clone();
         let started = Instant::now();
         Ok(async move {
             let in_rotation = |shared: &Mutex<ServerSnapshot>| {
@@ -205,7 +201,7 @@ impl Hub {
                 }),
                 Ok(Err(_)) => Err(ControlError::Unavailable),
                 Err(_) => {
-                    let phase = shared.lock().map(|s| s.phase).unwrap_or("unknown");
+                    let phase = shared.lock().map_or("unknown", |s| s.phase.as_str());
                     Err(ControlError::ReadyTimeout {
                         server,
                         waited_ms: started.elapsed().as_millis() as u64,
@@ -242,7 +238,14 @@ impl Hub {
             })
         };
         let in_rotation = |id: &ServerId| match self.servers.get(id) {
-            Some(entry) => entry.shared.lock().map(|s| s.in_rotation).unwrap_or(false) && up(id),
+            Some(entry) => {
+                entry
+                    .snapshot
+                    .lock()
+                    .map(|s| s.in_rotation)
+                    .unwrap_or(false)
+                    && up(id)
+            }
             None => {
                 up(id)
                     && states.get(id).is_some_and(|all| {
@@ -251,25 +254,28 @@ impl Hub {
                     })
             }
         };
-        if !in_rotation(target) {
-            return Ok(());
-        }
         let backend: Vec<&ServerId> = states
             .keys()
             .filter(|id| id.backend == target.backend)
             .collect();
         let total = backend.len().max(1);
-        let ready = backend.iter().filter(|id| in_rotation(id)).count();
-        let out_after = total - ready + 1;
-        let max_out = self.ctx.config.budget_for(&target.backend).max_out(total);
-        if out_after > max_out {
-            return Err(ControlError::Budget {
+        let count = BudgetCount {
+            total,
+            ready: backend.iter().filter(|id| in_rotation(id)).count(),
+            target_in_rotation: in_rotation(target),
+            max_out: self.ctx.config.budget_for(&target.backend).max_out(total),
+        };
+        match budget::verdict(count) {
+            BudgetVerdict::Allowed => Ok(()),
+            BudgetVerdict::Refused {
+                ready_after,
+                max_out,
+            } => Err(ControlError::Budget {
                 server: target.clone(),
                 backend: target.backend.clone(),
-                ready_after: ready.saturating_sub(1),
+                ready_after,
                 max_out,
-            });
+            }),
         }
-        Ok(())
     }
 }

@@ -5,49 +5,47 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::handle::{ControlRequest, Trigger};
-use super::server_task::{ServerMsg, ServerSnapshot, ServerTask};
+use super::handle::ControlRequest;
+use super::server_msg::ServerMsg;
+use super::server_task::ServerTask;
+use super::snapshot::ServerSnapshot;
 use super::{Context, RELOAD_POLL_INTERVAL};
-use crate::config::UnhealthyAction;
 use crate::docker::{ContainerEvent, EventAction, WatchItem};
-use crate::drain::{Input, StopRequest};
 use crate::haproxy::{ServerId, ServerState};
 use crate::mapping::{self, Mapping};
 use crate::shutdown::Shutdown;
 
-/// Signals that end a container whatever its image says (plus its own stop signal).
-const TERMINATING_SIGNALS: [i32; 4] = [2, 3, 9, 15];
-
 pub(super) struct ServerEntry {
     pub tx: mpsc::Sender<ServerMsg>,
-    pub shared: Arc<Mutex<ServerSnapshot>>,
+    /// What the server's task publishes after each decision.
+    pub snapshot: Arc<Mutex<ServerSnapshot>>,
     pub mapping: Mapping,
-    /// The container currently behind this server; events of older containers are stale.
-    pub active_container: Option<String>,
-    pub active_running: bool,
+    /// The container currently behind this server; events of older containers are stale
+    /// while it runs (a recreate: the old one's `destroy` comes after the new one's `start`).
+    pub current_container: Option<String>,
+    pub current_running: bool,
 }
 
+/// A container the hub routes: its name (control requests name containers) and its server.
 pub(super) struct KnownContainer {
     pub name: String,
     pub server: ServerId,
-    /// `None` until known (a container first seen by its `start` event).
-    pub stop_signal: Option<i32>,
-    /// `--stop-timeout`; `None`: unknown or Docker's default.
-    pub stop_timeout: Option<Duration>,
 }
 
-impl KnownContainer {
-    pub fn from_info(info: &crate::docker::ContainerInfo, server: &ServerId) -> Self {
-        Self {
-            name: info.name.clone(),
-            server: server.clone(),
-            stop_signal: Some(info.stop_signal),
-            stop_timeout: info.stop_timeout,
-        }
+/// Which worker process answered a HAProxy's runtime API: a new pid, or an uptime that went
+/// back, means a reload (or a restart), which resets every server to the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    pub pid: u32,
+    pub uptime_sec: u64,
+}
+
+impl WorkerIdentity {
+    pub fn replaced(self, before: WorkerIdentity) -> bool {
+        self.pid != before.pid || self.uptime_sec < before.uptime_sec
     }
 }
 
@@ -56,11 +54,13 @@ pub struct Hub {
     pub(super) shutdown: Shutdown,
     pub(super) servers: HashMap<ServerId, ServerEntry>,
     pub(super) containers: HashMap<String, KnownContainer>,
-    pub(super) reported_bad: HashSet<String>,
+    /// Containers whose labels or backend were reported bad once (not again each pass).
+    pub(super) unmappable_reported: HashSet<String>,
     pub(super) last_states: HashMap<ServerId, Vec<ServerState>>,
     /// Backends any HAProxy has, from the last reconciliation (`None` before the first).
     pub(super) backends: Option<HashSet<String>>,
-    pub(super) haproxy_seen: Vec<Option<(u32, u64)>>,
+    /// The worker each HAProxy answered from last time (`None`: not answering).
+    pub(super) haproxy_workers: Vec<Option<WorkerIdentity>>,
 }
 
 impl Hub {
@@ -71,10 +71,10 @@ impl Hub {
             shutdown,
             servers: HashMap::new(),
             containers: HashMap::new(),
-            reported_bad: HashSet::new(),
+            unmappable_reported: HashSet::new(),
             last_states: HashMap::new(),
             backends: None,
-            haproxy_seen: vec![None; n],
+            haproxy_workers: vec![None; n],
         }
     }
 
@@ -136,7 +136,7 @@ impl Hub {
                     .as_ref()
                     .is_some_and(|b| !b.contains(&mapping.server.backend)) =>
             {
-                if self.reported_bad.insert(id.to_string()) {
+                if self.unmappable_reported.insert(id.to_string()) {
                     self.ctx.metrics.config_error("missing_backend");
                     tracing::error!(container = name, server = %mapping.server, "no HAProxy has this backend; the container is skipped (fix the label/rule or haproxy.cfg)");
                 }
@@ -144,7 +144,7 @@ impl Hub {
             }
             Ok(mapping) => mapping,
             Err(error) => {
-                if self.reported_bad.insert(id.to_string()) {
+                if self.unmappable_reported.insert(id.to_string()) {
                     self.ctx.metrics.config_error(error.kind());
                     tracing::error!(container = name, %error, "cannot map container");
                 }
@@ -153,6 +153,7 @@ impl Hub {
         }
     }
 
+    /// Routes a container event to its server's task; what it means is the task's decision.
     async fn on_event(&mut self, event: ContainerEvent) {
         let action = action_label(&event.action);
         self.ctx.metrics.docker_event(action);
@@ -161,101 +162,43 @@ impl Hub {
             return;
         };
         let server = mapping.server.clone();
-        let unhealthy = mapping.settings.unhealthy;
-        let stop_signal = self.containers.get(&event.id).and_then(|c| c.stop_signal);
-        let stop_timeout = self.containers.get(&event.id).and_then(|c| c.stop_timeout);
-        let terminating = match &event.action {
-            EventAction::Kill { signal } => {
-                TERMINATING_SIGNALS.contains(signal)
-                    || Some(*signal) == self.stop_signal_of(&event.id, stop_signal).await
-            }
-            _ => false,
-        };
         self.ensure_task(&server, &mapping, Some(&event.id)).await;
         let Some(entry) = self.servers.get_mut(&server) else {
             return;
         };
-        let is_active = entry
-            .active_container
+        let is_current = entry
+            .current_container
             .as_deref()
-            .is_none_or(|a| a == event.id);
-        let stale = !is_active && entry.active_running;
-        let input = match &event.action {
+            .is_none_or(|current| current == event.id);
+        if !is_current && entry.current_running {
+            tracing::debug!(container = event.name, server = %server, action, "event of a replaced container ignored");
+            return;
+        }
+        match &event.action {
             EventAction::Start => {
-                entry.active_container = Some(event.id.clone());
-                entry.active_running = true;
+                entry.current_container = Some(event.id.clone());
+                entry.current_running = true;
                 self.containers.insert(
                     event.id.clone(),
                     KnownContainer {
                         name: event.name.clone(),
                         server: server.clone(),
-                        stop_signal,
-                        stop_timeout,
                     },
                 );
-                let _ = entry
-                    .tx
-                    .send(ServerMsg::Started {
-                        container_id: event.id.clone(),
-                    })
-                    .await;
-                return;
             }
-            _ if stale => {
-                tracing::debug!(container = event.name, server = %server, action, "event of a replaced container ignored");
-                return;
-            }
-            EventAction::Kill { .. } if terminating => Input::Stopping {
-                trigger: Trigger::DockerEvent,
-                sticky: false,
-                timeout: None,
-                stop: Some(StopRequest::new(
-                    event.time_nano,
-                    stop_timeout,
-                    mapping.settings.drain_timeout,
-                )),
-            },
-            EventAction::Die { .. } | EventAction::Stop => {
-                entry.active_running = false;
-                Input::Died
-            }
+            EventAction::Die { .. } | EventAction::Stop => entry.current_running = false,
             EventAction::Destroy => {
-                entry.active_running = false;
-                entry.active_container = None;
+                entry.current_running = false;
+                entry.current_container = None;
                 self.containers.remove(&event.id);
-                Input::Destroyed
             }
-            EventAction::Healthy => Input::Gate { passed: true },
-            EventAction::Unhealthy if unhealthy == UnhealthyAction::Drain => Input::Stopping {
-                trigger: Trigger::DockerEvent,
-                sticky: false,
-                timeout: None,
-                stop: None,
-            },
-            _ => return,
-        };
-        let msg = ServerMsg::Input {
-            input,
-            event_nanos: Some(event.time_nano),
-        };
-        let _ = entry.tx.send(msg).await;
+            _ => {}
+        }
+        let _ = entry.tx.send(ServerMsg::Event(event)).await;
     }
 
-    /// The container's own stop signal (`--stop-signal`, image `STOPSIGNAL`); inspected only for
-    /// an unusual signal on a container whose signal is not known yet.
-    async fn stop_signal_of(&mut self, id: &str, known: Option<i32>) -> Option<i32> {
-        if known.is_some() {
-            return known;
-        }
-        let info = self.ctx.docker.inspect(id).await.ok().flatten()?;
-        if let Some(container) = self.containers.get_mut(id) {
-            container.stop_signal = Some(info.stop_signal);
-            container.stop_timeout = info.stop_timeout;
-        }
-        Some(info.stop_signal)
-    }
-
-    /// Spawns the server's task on first sight, primed with ground truth for that server.
+    /// Spawns the server's task on first sight. A container first seen through an event is
+    /// read by the task itself (Docker and HAProxy), so routing never waits here.
     pub(super) async fn ensure_task(
         &mut self,
         server: &ServerId,
@@ -265,7 +208,7 @@ impl Hub {
         if self.servers.contains_key(server) {
             return;
         }
-        let shared = Arc::new(Mutex::new(ServerSnapshot::default()));
+        let snapshot = Arc::new(Mutex::new(ServerSnapshot::default()));
         let owned = self.ctx.store.get(server).await;
         let dynamic = self.ctx.store.is_dynamic(server).await;
         let tx = ServerTask::spawn(
@@ -274,36 +217,22 @@ impl Hub {
             mapping.clone(),
             owned,
             dynamic,
-            shared.clone(),
+            snapshot.clone(),
             self.shutdown.clone(),
         );
-        let mut entry = ServerEntry {
-            tx,
-            shared,
-            mapping: mapping.clone(),
-            active_container: None,
-            active_running: false,
-        };
         if let Some(id) = container_id {
-            let read_at = tokio::time::Instant::now();
-            let info = self.ctx.docker.inspect(id).await.ok().flatten();
-            let observed = self.ctx.fleet.observe(server).await.ok().flatten();
-            if let Some(info) = info {
-                entry.active_container = Some(info.id.clone());
-                entry.active_running = info.running;
-                self.containers
-                    .insert(info.id.clone(), KnownContainer::from_info(&info, server));
-                let container = Some(super::server_task::container_ref(&info, mapping));
-                let sync = ServerMsg::Sync {
-                    mapping: Box::new(mapping.clone()),
-                    container,
-                    running: info.running,
-                    observed,
-                    read_at,
-                };
-                let _ = entry.tx.send(sync).await;
-            }
+            let discovered = ServerMsg::Discovered {
+                container_id: id.to_string(),
+            };
+            let _ = tx.send(discovered).await;
         }
+        let entry = ServerEntry {
+            tx,
+            snapshot,
+            mapping: mapping.clone(),
+            current_container: container_id.map(str::to_string),
+            current_running: container_id.is_some(),
+        };
         self.servers.insert(server.clone(), entry);
     }
 }

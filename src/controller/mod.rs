@@ -10,6 +10,8 @@
 //! - [`fleet`]: every HAProxy; one action goes to each.
 //! - [`probe`]: the health gate.
 
+mod clock;
+mod container_ref;
 mod control;
 mod executor;
 pub mod fleet;
@@ -17,7 +19,10 @@ pub mod handle;
 pub mod hub;
 pub mod probe;
 pub mod reconcile;
+mod report;
+mod server_msg;
 pub mod server_task;
+mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,10 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use super::container_ref::ContainerRef;
 use super::fleet::{group_states, merge};
 use super::handle::{Owner, ServerView};
-use super::hub::{Hub, KnownContainer};
-use super::server_task::{container_ref, ServerMsg, ServerSnapshot};
+use super::hub::{Hub, KnownContainer, WorkerIdentity};
+use super::server_msg::ServerMsg;
+use super::snapshot::ServerSnapshot;
 use crate::docker::ContainerInfo;
 use crate::haproxy::{RowKind, ServerId};
 use crate::mapping::Mapping;
@@ -56,14 +58,15 @@ impl Hub {
             .collect();
         if self.backends.as_ref() != Some(&backends) {
             // A reload may have added the backend a container was skipped for.
-            self.reported_bad.clear();
+            self.unmappable_reported.clear();
             self.backends = Some(backends);
         }
 
         // Containers removed while the event stream was down never sent `destroy`: forget them.
         let listed: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
         self.containers.retain(|id, _| listed.contains(id.as_str()));
-        self.reported_bad.retain(|id| listed.contains(id.as_str()));
+        self.unmappable_reported
+            .retain(|id| listed.contains(id.as_str()));
 
         // Each server's container: a running one wins over stopped leftovers.
         let mut wanted: HashMap<ServerId, (Mapping, Option<ContainerInfo>)> = HashMap::new();
@@ -101,9 +104,12 @@ impl Hub {
             let observed = grouped.get(&server).and_then(|s| merge(s));
             let (container, running) = match &info {
                 Some(info) => {
-                    self.containers
-                        .insert(info.id.clone(), KnownContainer::from_info(info, &server));
-                    (Some(container_ref(info, &mapping)), info.running)
+                    let known = KnownContainer {
+                        name: info.name.clone(),
+                        server: server.clone(),
+                    };
+                    self.containers.insert(info.id.clone(), known);
+                    (Some(ContainerRef::from_info(info, &mapping)), info.running)
                 }
                 None => (None, false),
             };
@@ -111,8 +117,8 @@ impl Hub {
                 continue;
             };
             entry.mapping = mapping.clone();
-            entry.active_container = info.as_ref().map(|i| i.id.clone());
-            entry.active_running = running;
+            entry.current_container = info.as_ref().map(|i| i.id.clone());
+            entry.current_running = running;
             let sync = ServerMsg::Sync {
                 mapping: Box::new(mapping),
                 container,
@@ -136,20 +142,23 @@ impl Hub {
             match result {
                 Ok(info) => {
                     self.ctx.metrics.set_haproxy_connected(&addr, true);
-                    let now = (info.pid, info.uptime_sec);
-                    match self.haproxy_seen[i] {
+                    let now = WorkerIdentity {
+                        pid: info.pid,
+                        uptime_sec: info.uptime_sec,
+                    };
+                    match self.haproxy_workers[i] {
                         None => reconcile = Some("haproxy_connected"),
-                        Some((pid, uptime)) if pid != now.0 || now.1 < uptime => {
+                        Some(before) if now.replaced(before) => {
                             self.ctx.metrics.reload_detected();
-                            tracing::info!(haproxy = %addr, old_pid = pid, new_pid = now.0, "HAProxy reload detected");
+                            tracing::info!(haproxy = %addr, old_pid = before.pid, new_pid = now.pid, "HAProxy reload detected");
                             reconcile = Some("haproxy_reload");
                         }
                         Some(_) => {}
                     }
-                    self.haproxy_seen[i] = Some(now);
+                    self.haproxy_workers[i] = Some(now);
                 }
                 Err(error) => {
-                    if self.haproxy_seen[i].take().is_some() {
+                    if self.haproxy_workers[i].take().is_some() {
                         tracing::warn!(haproxy = %addr, %error, "HAProxy runtime API unreachable; retrying");
                     }
                     self.ctx.metrics.set_haproxy_connected(&addr, false);
@@ -167,7 +176,7 @@ impl Hub {
         let shared: HashMap<ServerId, Arc<Mutex<ServerSnapshot>>> = self
             .servers
             .iter()
-            .map(|(id, e)| (id.clone(), e.shared.clone()))
+            .map(|(id, e)| (id.clone(), e.snapshot.clone()))
             .collect();
         async move {
             let mut views: Vec<ServerView> = Vec::new();
@@ -211,7 +220,7 @@ impl Hub {
                         sessions: row.sessions,
                         check: row.check_status.clone(),
                         owner,
-                        phase: snap.map_or("unmapped", |s| s.phase).to_string(),
+                        phase: snap.map_or("unmapped", |s| s.phase.as_str()).to_string(),
                     });
                 }
             }

@@ -1,151 +1,47 @@
-//! One task per HAProxy server: feeds its drain machine and executes the actions it returns.
+//! One task per HAProxy server: owns its drain machine, the queue of inputs, the waiters of
+//! `drain --wait`/`ready --wait` and the snapshot others read; an [`Executor`] performs the
+//! machine's actions.
 //!
 //! Messages for one server are handled in order; servers never wait for each other. Polls and
 //! probes run inline here, so a slow probe delays only this server.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::executor::changes_haproxy;
-use super::handle::Owner;
+use super::clock::{clock, since_unix_nanos, unix_nanos_now};
+use super::container_ref::{event_facts, ContainerRef};
+use super::executor::{changes_haproxy, Executor, Subject};
+use super::report;
+use super::server_msg::{DrainOutcome, ServerMsg};
+use super::snapshot::{export_gauges, ServerSnapshot};
 use super::Context;
-use crate::docker::ContainerInfo;
+use crate::docker::{ContainerEvent, EventAction};
+use crate::drain::docker_input;
 use crate::drain::{
-    Action, Clock, ContainerState, DrainResult, Input, Machine, Observed, Ownership,
+    Action, ContainerState, Input, Machine, Observed, Owner, Ownership, PhaseName, Report,
 };
 use crate::haproxy::{AdminState, ServerId};
 use crate::mapping::Mapping;
 use crate::shutdown::Shutdown;
 
-/// What the hub and the control API can see of a server without asking its task.
-#[derive(Debug, Clone)]
-pub struct ServerSnapshot {
-    pub phase: &'static str,
-    pub owner: Owner,
-    pub in_rotation: bool,
-    pub container: Option<String>,
-}
-
-impl Default for ServerSnapshot {
-    fn default() -> Self {
-        Self {
-            phase: "unknown",
-            owner: Owner::None,
-            in_rotation: false,
-            container: None,
-        }
-    }
-}
-
-/// How a drain request ended, for its waiter.
-#[derive(Debug, Clone)]
-pub enum DrainOutcome {
-    Finished {
-        result: DrainResult,
-        sessions_left: u64,
-    },
-    /// Already out of rotation by haproxy-drain's hand.
-    AlreadyOut,
-    /// An operator holds it; haproxy-drain does not touch it.
-    HeldByOperator,
-}
-
-/// The container behind the server, as far as the task needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerRef {
-    pub id: String,
-    pub name: String,
-    pub has_healthcheck: bool,
-    pub ip: Option<IpAddr>,
-    /// `State.StartedAt` when this reference came from an inspect (the list lacks it).
-    pub started_at_unix_nanos: Option<i64>,
-}
-
-#[derive(Debug)]
-pub enum ServerMsg {
-    /// A mapped Docker event; `event_nanos` is Docker's `timeNano`, for the reaction latency.
-    Input {
-        input: Input,
-        event_nanos: Option<i64>,
-    },
-    /// The container started: inspect it, then feed `Started`.
-    Started {
-        container_id: String,
-    },
-    /// Ground truth from reconciliation. `observed: None`: the server is missing in HAProxy.
-    Sync {
-        mapping: Box<Mapping>,
-        container: Option<ContainerRef>,
-        running: bool,
-        observed: Option<Observed>,
-        /// When the ground truth was read; older than the last event applied means stale.
-        read_at: Instant,
-    },
-    Drain {
-        input: Input,
-        waiter: Option<oneshot::Sender<DrainOutcome>>,
-    },
-    Ready {
-        waiter: Option<oneshot::Sender<()>>,
-    },
-}
-
 pub struct ServerTask {
-    pub(super) id: ServerId,
-    pub(super) ctx: Arc<Context>,
-    pub(super) machine: Machine,
-    pub(super) mapping: Mapping,
-    pub(super) container: Option<ContainerRef>,
-    pub(super) observed: Option<Observed>,
-    pub(super) actual_admin: Option<AdminState>,
-    pub(super) shared: Arc<Mutex<ServerSnapshot>>,
-    pub(super) drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
-    pub(super) ready_waiters: Vec<oneshot::Sender<()>>,
-    pub(super) missing_backend_reported: bool,
+    id: ServerId,
+    ctx: Arc<Context>,
+    executor: Executor,
+    machine: Machine,
+    mapping: Mapping,
+    container: Option<ContainerRef>,
+    observed: Option<Observed>,
+    /// What HAProxy reports (or was last told with success), for the desired-vs-actual metric.
+    actual_admin: Option<AdminState>,
+    snapshot: Arc<Mutex<ServerSnapshot>>,
+    drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
+    ready_waiters: Vec<oneshot::Sender<()>>,
     /// When the last event or request was applied (see `ServerMsg::Sync::read_at`).
-    pub(super) last_event_at: Option<Instant>,
-    /// Whether the last weight/state change reached every HAProxy.
-    pub(super) last_change_ok: bool,
-}
-
-/// Picks the address HAProxy should use: the configured network's, else the first by name.
-pub fn pick_ip(info: &ContainerInfo, network: Option<&str>) -> Option<IpAddr> {
-    let mut networks: Vec<&(String, IpAddr)> = info.networks.iter().collect();
-    networks.sort_by(|a, b| a.0.cmp(&b.0));
-    match network {
-        Some(name) => networks.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip),
-        None => networks.first().map(|(_, ip)| *ip),
-    }
-}
-
-pub fn container_ref(info: &ContainerInfo, mapping: &Mapping) -> ContainerRef {
-    ContainerRef {
-        id: info.id.clone(),
-        name: info.name.clone(),
-        has_healthcheck: info.health.is_some(),
-        ip: pick_ip(info, mapping.settings.network.as_deref()),
-        started_at_unix_nanos: info.started_at_unix_nanos,
-    }
-}
-
-pub(super) fn clock() -> Clock {
-    Clock {
-        now: Instant::now(),
-        unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    }
-}
-
-pub(super) fn unix_nanos_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    last_event_at: Option<Instant>,
 }
 
 impl ServerTask {
@@ -155,14 +51,14 @@ impl ServerTask {
         mapping: Mapping,
         owned: Option<Ownership>,
         dynamic: bool,
-        shared: Arc<Mutex<ServerSnapshot>>,
+        snapshot: Arc<Mutex<ServerSnapshot>>,
         shutdown: Shutdown,
     ) -> mpsc::Sender<ServerMsg> {
         let (tx, rx) = mpsc::channel(64);
-        let settings = ctx.machine_settings(&mapping);
-        let mut machine = Machine::new(settings, owned);
+        let mut machine = Machine::new(ctx.machine_settings(&mapping), owned);
         machine.set_dynamic(dynamic);
         let task = ServerTask {
+            executor: Executor::new(id.clone(), ctx.clone()),
             id,
             machine,
             ctx,
@@ -170,12 +66,10 @@ impl ServerTask {
             container: None,
             observed: None,
             actual_admin: None,
-            shared,
+            snapshot,
             drain_waiters: Vec::new(),
             ready_waiters: Vec::new(),
-            missing_backend_reported: false,
             last_event_at: None,
-            last_change_ok: true,
         };
         tokio::spawn(task.run(rx, shutdown));
         tx
@@ -193,20 +87,16 @@ impl ServerTask {
                 _ = shutdown.recv() => break,
             }
         }
-        tracing::debug!(server = %self.id, phase = self.machine.phase_name(), "server task stopped");
+        tracing::debug!(server = %self.id, phase = %self.machine.phase_name(), "server task stopped");
     }
 
     async fn on_message(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Input { input, event_nanos } => {
+            ServerMsg::Event(event) => {
                 self.last_event_at = Some(Instant::now());
-                self.refresh_before_acting().await;
-                self.feed(input, event_nanos).await
+                self.on_event(event).await
             }
-            ServerMsg::Started { container_id } => {
-                self.last_event_at = Some(Instant::now());
-                self.on_started(&container_id).await
-            }
+            ServerMsg::Discovered { container_id } => self.on_discovered(&container_id).await,
             ServerMsg::Sync { read_at, .. }
                 if self.last_event_at.is_some_and(|event| event > read_at) =>
             {
@@ -224,6 +114,12 @@ impl ServerTask {
                 self.last_event_at = Some(Instant::now());
                 self.refresh_before_acting().await;
                 self.drain_waiters.extend(waiter);
+                let input = docker_input::with_roll_stop(
+                    input,
+                    unix_nanos_now(),
+                    self.container.as_ref().and_then(|c| c.stop_timeout),
+                    self.mapping.settings.drain_timeout,
+                );
                 self.feed(input, None).await;
                 if !self.machine.is_draining() {
                     let outcome = if self.machine.owner() == Owner::Operator {
@@ -244,39 +140,82 @@ impl ServerTask {
         }
     }
 
+    async fn on_event(&mut self, event: ContainerEvent) {
+        if event.action == EventAction::Start {
+            return self.on_started(&event.id).await;
+        }
+        if matches!(event.action, EventAction::Kill { .. })
+            && self.container.as_ref().is_none_or(|c| c.id != event.id)
+        {
+            // Whether this signal ends the container depends on its own stop signal.
+            self.read_container(&event.id).await;
+        }
+        let facts = event_facts(self.container.as_ref(), &self.mapping, event.time_nano);
+        if let Some(input) = docker_input::input_for(&event.action, &facts) {
+            self.refresh_before_acting().await;
+            self.feed(input, Some(event.time_nano)).await;
+        }
+    }
+
     /// Re-reads HAProxy when haproxy-drain does not hold the server: the state it would record as
     /// "prior" must be the current one, not the one from the last reconciliation.
     async fn refresh_before_acting(&mut self) {
         if self.observed.is_none() || self.machine.ownership().is_some() {
             return;
         }
-        if let Ok(Some(observed)) = self.ctx.fleet.observe(&self.id).await {
+        if let Some(observed) = self.executor.observe().await {
             self.observed = Some(observed);
             self.feed(Input::Observe(observed), None).await;
         }
     }
 
+    /// Inspects the container; `Some(running)` when it exists.
+    async fn read_container(&mut self, container_id: &str) -> Option<bool> {
+        match ContainerRef::inspect(&self.ctx.docker, container_id, &self.mapping).await {
+            Ok(Some((container, running))) => {
+                self.container = Some(container);
+                Some(running)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(server = %self.id, container_id, %error, "cannot inspect the container; reconciliation will retry");
+                None
+            }
+        }
+    }
+
+    async fn on_discovered(&mut self, container_id: &str) {
+        let read_at = Instant::now();
+        let Some(running) = self.read_container(container_id).await else {
+            return;
+        };
+        let observed = self.executor.observe().await;
+        if self.last_event_at.is_some_and(|event| event > read_at) {
+            return;
+        }
+        let (mapping, container) = (self.mapping.clone(), self.container.clone());
+        self.on_sync(mapping, container, running, observed).await;
+    }
+
     async fn on_started(&mut self, container_id: &str) {
         self.refresh_before_acting().await;
-        match self.ctx.docker.inspect(container_id).await {
-            Ok(Some(info)) if info.running && self.observed.is_none() => {
+        match self.read_container(container_id).await {
+            Some(true) if self.observed.is_none() => {
                 // A server HAProxy does not have yet: the Sync path adds it and gates it.
-                let reference = container_ref(&info, &self.mapping);
-                let observed = self.ctx.fleet.observe(&self.id).await.ok().flatten();
-                let mapping = self.mapping.clone();
-                self.on_sync(mapping, Some(reference), true, observed).await;
+                let observed = self.executor.observe().await;
+                let (mapping, container) = (self.mapping.clone(), self.container.clone());
+                self.on_sync(mapping, container, true, observed).await;
             }
-            Ok(Some(info)) if info.running => {
-                let reference = container_ref(&info, &self.mapping);
-                let addr = reference.ip.map(|ip| (ip, self.mapping.port));
-                self.container = Some(reference);
+            Some(true) => {
+                let addr = self
+                    .container
+                    .as_ref()
+                    .and_then(|c| c.ip)
+                    .map(|ip| (ip, self.mapping.port));
                 self.feed(Input::Started { addr }, None).await;
             }
-            Ok(_) => {
+            _ => {
                 tracing::debug!(server = %self.id, container_id, "started container is gone again")
-            }
-            Err(error) => {
-                tracing::warn!(server = %self.id, container_id, %error, "cannot inspect started container; reconciliation will retry")
             }
         }
     }
@@ -298,7 +237,7 @@ impl ServerTask {
         }
         let observed = match observed {
             Some(o) => o,
-            None => match self.add_dynamic(running).await {
+            None => match self.add_server(running).await {
                 Some(o) => o,
                 None => {
                     self.observed = None;
@@ -319,14 +258,11 @@ impl ServerTask {
             (Some(_), false) => ContainerState::Stopped,
             (None, _) => ContainerState::Absent,
         };
-        self.feed(
-            Input::Sync {
-                container: state,
-                haproxy: observed,
-            },
-            None,
-        )
-        .await;
+        let input = Input::Sync {
+            container: state,
+            haproxy: observed,
+        };
+        self.feed(input, None).await;
     }
 
     /// A "running" container whose run was asked to stop may be shutting down or may have
@@ -335,15 +271,31 @@ impl ServerTask {
         let Some(container) = self.container.as_mut() else {
             return;
         };
-        match self.ctx.docker.inspect(&container.id).await {
-            Ok(Some(info)) => container.started_at_unix_nanos = info.started_at_unix_nanos,
-            Ok(None) => container.started_at_unix_nanos = None,
+        container.started_at_unix_nanos = match self.ctx.docker.inspect(&container.id).await {
+            Ok(info) => info.and_then(|info| info.started_at_unix_nanos),
             Err(error) => {
                 // Unknown counts as "still the old run": held until the next pass.
-                container.started_at_unix_nanos = None;
                 tracing::warn!(server = %self.id, container = %container.name, %error, "cannot inspect the container to tell a restart from a shutdown; kept out of rotation");
+                None
             }
+        };
+    }
+
+    /// The server is missing from HAProxy: add it when its backend exists and the container
+    /// runs; a fresh machine then holds it until the gate passes.
+    async fn add_server(&mut self, running: bool) -> Option<Observed> {
+        if !running {
+            return None;
         }
+        let subject = Subject {
+            observed: None,
+            container: self.container.as_ref(),
+            mapping: &self.mapping,
+        };
+        let (ownership, observed) = self.executor.add_server(&subject).await?;
+        self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), Some(ownership));
+        self.machine.set_dynamic(true);
+        observed
     }
 
     /// Feeds one input and every input its actions produce (poll results, probes), executing the
@@ -364,7 +316,7 @@ impl ServerTask {
                 tracing::info!(
                     container = self.container.as_ref().map(|c| c.name.as_str()).unwrap_or("-"),
                     server = %self.id,
-                    from, to,
+                    from = from.as_str(), to = to.as_str(),
                     why = ?input,
                     actions = ?actions,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -380,44 +332,81 @@ impl ServerTask {
                     queue.clear();
                     break;
                 }
-                let changed = changes_haproxy(&action);
-                if let Some(next) = self.execute(action).await {
-                    queue.push_back(next);
+                if let Action::Report(report) = &action {
+                    self.on_report(report);
+                    continue;
                 }
-                change_failed |= changed && !self.last_change_ok;
-                if changed {
-                    if let Some(nanos) = event_nanos.take() {
-                        let latency = Duration::from_nanos(
-                            unix_nanos_now().saturating_sub(nanos).max(0) as u64,
-                        );
-                        self.ctx.metrics.reaction_latency(
-                            "take_out",
-                            &self.id.backend,
-                            &self.id.server,
-                            latency,
-                        );
-                    }
+                let subject = Subject {
+                    observed: self.observed,
+                    container: self.container.as_ref(),
+                    mapping: &self.mapping,
+                };
+                let outcome = self.executor.execute(&action, &subject).await;
+                queue.extend(outcome.feedback);
+                if let Some(admin) = outcome.admin_now {
+                    self.actual_admin = Some(admin);
+                }
+                if outcome.deleted {
+                    self.observed = None;
+                }
+                change_failed |= outcome.change_ok == Some(false);
+                if let Some(nanos) = event_nanos.filter(|_| outcome.change_ok.is_some()) {
+                    event_nanos = None;
+                    self.ctx.metrics.reaction_latency(
+                        "take_out",
+                        &self.id.backend,
+                        &self.id.server,
+                        since_unix_nanos(nanos),
+                    );
                 }
             }
         }
         self.publish();
     }
-}
 
-impl ServerTask {
+    fn on_report(&mut self, report: &Report) {
+        report::emit(&self.id, report, &self.ctx.metrics);
+        if let Report::DrainFinished {
+            result,
+            sessions_left,
+            ..
+        } = *report
+        {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(DrainOutcome::Finished {
+                    result,
+                    sessions_left,
+                });
+            }
+        }
+    }
+
     async fn restore_failed(&mut self) {
         let owned = self.ctx.store.get(&self.id).await;
         let dynamic = self.ctx.store.is_dynamic(&self.id).await;
         self.machine = Machine::new(self.ctx.machine_settings(&self.mapping), owned);
         self.machine.set_dynamic(dynamic);
-        self.ctx.metrics.restore_finished(
-            crate::metrics::RestoreResult::Failed,
-            &self.id.backend,
-            &self.id.server,
-            None,
-            None,
+        report::restore_failed(&self.id, &self.ctx.metrics);
+    }
+
+    /// The snapshot others read, the waiters of `ready --wait`, and the per-server gauges.
+    fn publish(&mut self) {
+        let snapshot = ServerSnapshot::of(&self.machine, self.container.as_ref());
+        let phase = snapshot.phase;
+        if let Ok(mut shared) = self.snapshot.lock() {
+            *shared = snapshot;
+        }
+        if phase == PhaseName::InRotation {
+            for waiter in self.ready_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        export_gauges(
+            &self.ctx.metrics,
+            &self.id,
+            &self.machine,
+            self.actual_admin,
         );
-        tracing::warn!(server = %self.id, "restore did not reach every HAProxy; still held, retried at the next reconciliation");
     }
 }
 

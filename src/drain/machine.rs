@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::{
     Action, Clock, ContainerState, DrainResult, Input, MachineSettings, Observed, Owner, Ownership,
-    Report, StopRequest, Trigger,
+    PhaseName, Report, StopRequest, Trigger,
 };
 use crate::config::DrainMode;
 use crate::haproxy::types::AdminState;
@@ -109,20 +109,16 @@ impl Machine {
         }
     }
 
-    pub fn phase_name(&self) -> &'static str {
+    pub fn phase_name(&self) -> PhaseName {
         match self.phase {
-            Phase::Unknown => "unknown",
-            Phase::Serving => "in_rotation",
-            Phase::Operator => "operator",
-            Phase::Draining { .. } => "draining",
-            Phase::Held => "held",
-            Phase::Gating { .. } => "gating",
-            Phase::Warming { .. } => "warming",
+            Phase::Unknown => PhaseName::Unknown,
+            Phase::Serving => PhaseName::InRotation,
+            Phase::Operator => PhaseName::Operator,
+            Phase::Draining { .. } => PhaseName::Draining,
+            Phase::Held => PhaseName::Held,
+            Phase::Gating { .. } => PhaseName::Gating,
+            Phase::Warming { .. } => PhaseName::Warming,
         }
-    }
-
-    pub fn is_serving(&self) -> bool {
-        self.phase == Phase::Serving
     }
 
     pub fn is_draining(&self) -> bool {

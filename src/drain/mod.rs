@@ -3,9 +3,17 @@
 //! One [`Machine`] per HAProxy server. The controller feeds it [`Input`]s (Docker events it has
 //! already mapped, poll results, ground-truth snapshots) together with a [`Clock`] reading, then
 //! executes the returned [`Action`]s in order and asks [`Machine::next_wakeup`] when to tick it.
+//!
+//! Beside the machine, the other pure decisions the controller applies: [`docker_input`] (which
+//! Docker event means which input), [`budget`] (may one more server go out) and
+//! [`server_options`] (how a weight or a dynamic server is said to HAProxy).
 
+pub mod budget;
+pub mod docker_input;
 mod machine;
 mod owner;
+mod phase_name;
+pub mod server_options;
 mod stop_request;
 mod sync;
 #[cfg(test)]
@@ -21,6 +29,7 @@ use tokio::time::Instant;
 
 pub use machine::Machine;
 pub use owner::Owner;
+pub use phase_name::PhaseName;
 pub use stop_request::{StopRequest, DOCKER_DEFAULT_STOP_TIMEOUT};
 pub use trigger::Trigger;
 
@@ -51,6 +60,22 @@ pub struct Ownership {
     /// The container's run was asked to end: no restore until a run that started later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRequest>,
+}
+
+impl Ownership {
+    /// The record of a server haproxy-drain added itself (`add server`, in MAINT): restored at
+    /// the weight it was added with, deleted again when its container goes.
+    pub fn dynamic_server(weight: u32, unix_ms: u64) -> Self {
+        Self {
+            prior_admin: AdminState::Ready,
+            prior_weight: Some(weight),
+            sticky: false,
+            dynamic: true,
+            trigger: Trigger::Reconcile,
+            since_unix_ms: unix_ms,
+            stop: None,
+        }
+    }
 }
 
 /// The container behind the server, as last seen.

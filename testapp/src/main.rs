@@ -4,9 +4,17 @@
 //! Settings (environment; `--port N` also works):
 //! - `PORT` (8080), `NAME` (else `HOSTNAME`, else /etc/hostname), `APP_VERSION` (`v1`)
 //! - `DELAY_MS`: default delay per request; `?delay_ms=N` overrides it for one request
-//! - `ON_SIGTERM=exit` (default: exit 0 at once, like most apps) or `graceful` (stop accepting,
-//!   finish in-flight requests, exit 0). SIGINT and SIGUSR1 behave like SIGTERM.
+//! - `ON_SIGTERM`, what a stop signal does (SIGINT and SIGUSR1 behave like SIGTERM):
+//!   - `exit` (default): exit 0 at once, dropping in-flight requests, like most apps;
+//!   - `graceful`: close the listener at once (new connections are refused), finish the requests
+//!     in flight, exit 0 when none is left;
+//!   - `ignore`: carry on serving; only SIGKILL (`docker stop`'s timeout) ends it;
+//!   - `serve`: keep serving normally, new connections included, for `GRACE_MS` (15000), then
+//!     behave like `graceful` (an app with a shutdown delay).
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
+//! - `STOP_DELAY_MS` (with `ON_SIGTERM=graceful`): keep accepting this long after the signal
+//!   before closing the listener ("lame duck"), for requests a proxy had already sent when the
+//!   signal came — Docker signals the app and reports the `kill` event at the same moment
 //!
 //! Paths: `/health` → `ok` (`/health/fail` and `/health/ok` break and mend it at run time); `/inflight` → `in_flight=N` (other requests in progress);
 //! `/exit?code=N` → answers, then exits with N (a crash on demand);
@@ -18,12 +26,14 @@
 mod http;
 mod signals;
 
+use signals::OnSigterm;
+
 use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Requests being processed right now: a graceful shutdown waits for this to reach 0.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -35,16 +45,21 @@ struct Settings {
     name: String,
     version: String,
     default_delay: Duration,
-    graceful: bool,
+    on_sigterm: OnSigterm,
     fail_health: bool,
     startup_delay: Duration,
+    stop_delay: Duration,
 }
 
 fn env_u64(name: &str) -> u64 {
+    env_u64_or(name, 0)
+}
+
+fn env_u64_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(default)
 }
 
 fn instance_name() -> String {
@@ -78,9 +93,13 @@ fn settings(args: &[String]) -> Settings {
         name: instance_name(),
         version: std::env::var("APP_VERSION").unwrap_or_else(|_| "v1".to_string()),
         default_delay: Duration::from_millis(env_u64("DELAY_MS")),
-        graceful: std::env::var("ON_SIGTERM").is_ok_and(|v| v.trim() == "graceful"),
+        on_sigterm: OnSigterm::parse(
+            std::env::var("ON_SIGTERM").ok().as_deref(),
+            Duration::from_millis(env_u64_or("GRACE_MS", 15_000)),
+        ),
         fail_health: std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1"),
         startup_delay: Duration::from_millis(env_u64("STARTUP_DELAY_MS")),
+        stop_delay: Duration::from_millis(env_u64("STOP_DELAY_MS")),
     }
 }
 
@@ -93,7 +112,7 @@ fn main() {
         std::process::exit(if healthy { 0 } else { 1 });
     }
 
-    signals::install(settings.graceful);
+    signals::install(settings.on_sigterm);
     thread::sleep(settings.startup_delay);
     let listener = match TcpListener::bind(("0.0.0.0", settings.port)) {
         Ok(listener) => listener,
@@ -107,22 +126,38 @@ fn main() {
         settings.name,
         settings.version,
         settings.port,
-        if settings.graceful {
-            "graceful"
-        } else {
-            "exit"
-        }
+        settings.on_sigterm.describe()
     );
     signals::wake_accept_on_signal(settings.port);
 
+    let mut accept_until = None;
     for stream in listener.incoming() {
-        if signals::stopping() {
-            break;
+        // A connection accepted after the stop began is served all the same (dropping it would
+        // reset a client we already took); the listener closes right after.
+        if let Ok(stream) = stream {
+            let settings = Arc::clone(&settings);
+            // Counted as in flight from now on, so the exit below cannot overtake its request
+            // (it closes after one request: keep-alive ends once stopping).
+            let late = signals::stopping().then(|| {
+                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                InFlight
+            });
+            thread::spawn(move || {
+                serve_connection(stream, &settings);
+                drop(late);
+            });
         }
-        let Ok(stream) = stream else { continue };
-        let settings = Arc::clone(&settings);
-        thread::spawn(move || serve_connection(stream, &settings));
+        if signals::stopping() {
+            let until = *accept_until.get_or_insert_with(|| {
+                signals::wake_accept_after(settings.port, settings.stop_delay);
+                Instant::now() + settings.stop_delay
+            });
+            if Instant::now() >= until {
+                break;
+            }
+        }
     }
+    // From here on, new connections are refused; the in-flight ones finish.
     drop(listener);
     eprintln!(
         "testapp {}: stopped accepting, finishing in-flight requests",

@@ -171,3 +171,36 @@ fn startup_delay_holds_back_the_listener() {
         started.elapsed()
     );
 }
+
+#[test]
+fn stop_delay_keeps_accepting_for_a_while_after_sigterm() {
+    let app = ContainerSpec::new("lameduck")
+        .image(IMAGE_NOHC)
+        .env("ON_SIGTERM", "graceful")
+        .env("STOP_DELAY_MS", "1000")
+        .run();
+    wait_listening(&app);
+    let signalled = Instant::now();
+    app.kill("TERM");
+    // A new connection right after the signal is still served...
+    let (status, _, keep_alive) = get(&app, "/after-sigterm").expect("served during the delay");
+    assert_eq!(status, 200);
+    assert!(
+        !keep_alive,
+        "a stopping app closes the connection after the response"
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1000),
+        "checked within the delay"
+    );
+    // ... and once the delay has passed, the app stops accepting and exits 0.
+    wait_until_blocking(UP_WITHIN, "the app to exit", || app.status() == "exited");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        signalled.elapsed()
+    );
+    let exit_code =
+        crate::support::docker::docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &app.id]);
+    assert_eq!(exit_code, "0");
+}

@@ -115,7 +115,11 @@ pub(super) fn check(mode: DrainMode, owned: Option<Ownership>, steps: Vec<Step>)
         };
         let got = simplify(machine.handle(input.clone(), clock));
         assert_eq!(got, expected, "step {i} ({input:?}) actions");
-        assert_eq!(machine.phase_name(), phase, "step {i} ({input:?}) phase");
+        assert_eq!(
+            machine.phase_name().as_str(),
+            phase,
+            "step {i} ({input:?}) phase"
+        );
     }
 }
 

@@ -229,7 +229,7 @@ proptest! {
             }
         }
         let sticky = m.ownership().is_some_and(|o| o.sticky);
-        let phase = m.phase_name();
+        let phase = m.phase_name().as_str();
         if sticky {
             prop_assert_eq!(phase, "held", "a sticky drain stays held until ready");
         } else {

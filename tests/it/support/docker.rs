@@ -16,7 +16,18 @@ pub const IMAGE_HC: &str = "haproxy-drain-testapp:hc";
 pub const IMAGE_NOHC: &str = "haproxy-drain-testapp:nohc";
 pub const IMAGE_V2: &str = "haproxy-drain-testapp:v2";
 pub const IMAGE_NOHC_V2: &str = "haproxy-drain-testapp:nohc-v2";
-const ALL_IMAGES: [&str; 4] = [IMAGE_HC, IMAGE_NOHC, IMAGE_V2, IMAGE_NOHC_V2];
+/// Like [`IMAGE_NOHC`] / [`IMAGE_NOHC_V2`], under tags of their own (the shutdown matrix and the
+/// fault campaign need `ON_SIGTERM=ignore|serve`; see docker/build-test-images.sh).
+pub const IMAGE_SIGTERM: &str = "haproxy-drain-testapp:sigterm";
+pub const IMAGE_SIGTERM_V2: &str = "haproxy-drain-testapp:sigterm-v2";
+const ALL_IMAGES: [&str; 6] = [
+    IMAGE_HC,
+    IMAGE_NOHC,
+    IMAGE_V2,
+    IMAGE_NOHC_V2,
+    IMAGE_SIGTERM,
+    IMAGE_SIGTERM_V2,
+];
 /// The port testapp listens on inside its container.
 pub const APP_PORT: u16 = 8080;
 
@@ -43,7 +54,7 @@ pub fn docker_ok(args: &[&str]) -> String {
 }
 
 /// Runs docker/build-test-images.sh once per process: it rebuilds only what is stale (a changed
-/// testapp or Dockerfile), so this costs a no-op cargo build and four `docker image inspect`s.
+/// testapp or Dockerfile), so this costs a no-op cargo build and six `docker image inspect`s.
 /// When the script fails but every image exists, the tests go on with a warning.
 pub fn ensure_test_images() {
     static DONE: Mutex<bool> = Mutex::new(false);

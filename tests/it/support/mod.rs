@@ -1,8 +1,11 @@
 //! Shared fixtures: a real HAProxy in a temp dir, Docker test containers, unique names.
+pub mod campaign;
 pub mod daemon;
 pub mod docker;
 pub mod haproxy;
 pub mod load;
 pub mod proxy;
+pub mod rotation;
+pub mod shutdown_world;
 pub mod stack;
 pub mod wait;
