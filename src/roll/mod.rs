@@ -212,6 +212,3 @@ fn forget_old(rolls: &mut Vec<RollRecorder>) {
         }
     });
 }
-
-#[cfg(test)]
-mod tests;

@@ -18,8 +18,7 @@ const MAX_LINES: usize = 400;
 /// Files allowed to be longer than [`MAX_LINES`] for now, with their current length as a cap:
 /// split them by concept, then drop the entry.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("src/controller/server_task.rs", 429),
-    ("src/drain/machine.rs", 402),
+    ("src/controller/server_task.rs", 418),
     ("src/metrics/mod.rs", 404),
 ];
 

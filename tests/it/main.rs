@@ -29,6 +29,7 @@ mod packaging_configs;
 mod packaging_container;
 mod packaging_sidecar;
 mod roll_e2e;
+mod roll_fake;
 mod roll_recreate;
 mod roll_world;
 mod shutdown_campaign;
