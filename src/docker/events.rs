@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::client::DockerClient;
-use super::convert::{container_event, since_param};
+use super::event_convert::{container_event, since_param};
 use super::types::{ContainerEvent, WatchItem};
 use super::watch_log::{
     EngineUnreachable, EventIgnored, EventReceived, ReplayedDuplicate, StreamBroken,
