@@ -2,7 +2,7 @@
 //!
 //! - [`addr`]: `unix://` / `tcp://` URLs, master CLI worker targets.
 //! - [`check`]: health-check facts (configured, passed since MAINT) read from replies.
-//! - [`command`]: typed commands, how each renders and how its reply is classified.
+//! - [`command`]: typed commands and how each renders; [`reply`]: how a reply is classified.
 //! - [`parse`]: pure reply parsers (`show stat`, `show servers state`, `show info`, …).
 //! - [`transport`]: one connection per call, prompt-mode framing, size bound.
 //! - [`client`]: [`Client`], the typed calls and pipelined batches.
@@ -14,11 +14,13 @@ pub mod client;
 pub mod command;
 pub mod error;
 pub mod parse;
+pub mod reply;
 pub mod transport;
 pub mod types;
 
 pub use addr::{Endpoint, HaproxyAddr, WorkerTarget};
 pub use client::{Client, DEFAULT_MAX_REPLY_BYTES, DEFAULT_TIMEOUT};
-pub use command::{Command, RawReply, Reply};
+pub use command::Command;
 pub use error::{AddrError, CommandError, HaproxyError, ParseError};
+pub use reply::{RawReply, Reply};
 pub use types::*;

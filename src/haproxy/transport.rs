@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::addr::{Endpoint, HaproxyAddr};
-use super::command::RawReply;
 use super::error::{connect_hint, HaproxyError};
+use super::reply::RawReply;
 
 const WORKER_PROMPT: &[u8] = b"> ";
 const MASTER_PROMPT: &[u8] = b"master> ";
