@@ -188,7 +188,8 @@ pub fn render_json(lines: &[StatusLine]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::haproxy::parse::{parse_servers_state, parse_stat};
+    use crate::haproxy::parse::parse_servers_state;
+    use crate::haproxy::stat::parse_stat;
 
     const STAT: &str =
         "# pxname,svname,qcur,scur,stot,status,weight,type,check_status,addr,uweight,\n\

@@ -3,7 +3,7 @@
 //! - [`addr`]: `unix://` / `tcp://` URLs, master CLI worker targets.
 //! - [`check`]: health-check facts (configured, passed since MAINT) read from replies.
 //! - [`command`]: typed commands and how each renders; [`reply`]: how a reply is classified.
-//! - [`parse`]: pure reply parsers (`show stat`, `show servers state`, `show info`, …).
+//! - [`stat`], [`parse`]: pure reply parsers (`show stat`; `show servers state`, `show info`, …).
 //! - [`transport`]: one connection per call, prompt-mode framing, size bound.
 //! - [`client`]: [`Client`], the typed calls and pipelined batches.
 //! - [`error`]: [`HaproxyError`] (the conversation failed) and [`CommandError`] (HAProxy refused).
@@ -15,6 +15,7 @@ pub mod command;
 pub mod error;
 pub mod parse;
 pub mod reply;
+pub mod stat;
 pub mod transport;
 pub mod types;
 

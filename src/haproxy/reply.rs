@@ -7,8 +7,8 @@
 
 use super::command::Command;
 use super::error::CommandError;
-use super::parse;
 use super::types::{Info, ServerState, StatRow, Weight};
+use super::{parse, stat};
 
 /// A successful reply, typed by command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Command {
         match self {
             Command::ShowInfo => parsed(parse::parse_info(text).map(Reply::Info)),
             Command::ShowStat | Command::ShowStatServers(_) => {
-                parsed(parse::parse_stat(text).map(Reply::Stat))
+                parsed(stat::parse_stat(text).map(Reply::Stat))
             }
             Command::ShowServersState(_) => {
                 parsed(parse::parse_servers_state(text).map(Reply::ServersState))

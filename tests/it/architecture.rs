@@ -86,6 +86,7 @@ const REPLY_MARKERS: &[&str] = &[
     "\"New server registered.",
     "\"Server deleted.",
     "haproxy::parse::",
+    "haproxy::stat::",
     "Command::Raw(",
 ];
 
