@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use haproxy_drain::docker::{DockerClient, DockerError};
 
-use crate::roll_world::{blocking, get};
 use crate::support::docker::{
     docker, docker_ok, ContainerSpec, TestNetwork, APP_PORT, IMAGE_HC, IMAGE_V2,
 };
+use crate::support::roll::{blocking, get};
 use crate::support::wait::wait_for;
 
 fn inspect(name: &str, format: &str) -> String {
