@@ -22,7 +22,8 @@ const MAX_CONNECTIONS_PER_HAPROXY: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Fleet {
     clients: Arc<Vec<Client>>,
-    limits: Arc<Vec<Semaphore>>,
+    /// One per HAProxy: [`MAX_CONNECTIONS_PER_HAPROXY`] permits.
+    connection_limits: Arc<Vec<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -35,13 +36,13 @@ pub struct Snapshot {
 
 impl Fleet {
     pub fn new(clients: Vec<Client>, metrics: Arc<Metrics>) -> Self {
-        let limits = clients
+        let connection_limits = clients
             .iter()
             .map(|_| Semaphore::new(MAX_CONNECTIONS_PER_HAPROXY))
             .collect();
         Self {
             clients: Arc::new(clients),
-            limits: Arc::new(limits),
+            connection_limits: Arc::new(connection_limits),
             metrics,
         }
     }
@@ -52,12 +53,14 @@ impl Fleet {
 
     /// Runs one command on every HAProxy concurrently; one result per HAProxy, in order.
     pub async fn apply(&self, command: &Command) -> Vec<Result<Reply, HaproxyError>> {
-        join_all((0..self.clients.len()).map(|i| self.timed(i, command))).await
+        join_all((0..self.clients.len()).map(|i| self.call_metered(i, command))).await
     }
 
-    async fn timed(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
+    /// One command on one HAProxy, within its connection limit, timed into the
+    /// `haproxy_command` metrics.
+    async fn call_metered(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
         let client = &self.clients[index];
-        let _permit = self.limits[index].acquire().await;
+        let _permit = self.connection_limits[index].acquire().await;
         let started = Instant::now();
         let result = client.call(command.clone()).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -66,48 +69,46 @@ impl Fleet {
         result
     }
 
-    /// `show servers state` and `show stat` from every HAProxy, each in one round trip.
+    /// `show servers state` and `show stat` from every HAProxy, each in one round trip (measured
+    /// as one `show_servers_state` command).
     pub async fn snapshots(&self) -> Vec<Result<Snapshot, HaproxyError>> {
         let commands = [Command::ShowServersState(None), Command::ShowStat];
-        join_all(
-            self.clients
-                .iter()
-                .zip(self.limits.iter())
-                .map(|(client, limit)| async {
-                    let _permit = limit.acquire().await;
-                    let started = Instant::now();
-                    let result = client.batch(&commands).await;
-                    let outcome = if result.is_ok() { "ok" } else { "error" };
-                    self.metrics
-                        .haproxy_command("show_servers_state", outcome, started.elapsed());
-                    let mut snapshot = Snapshot::default();
-                    for reply in result? {
-                        match reply? {
-                            Reply::ServersState(states) => snapshot.states = states,
-                            Reply::Stat(stats) => snapshot.stats = stats,
-                            _ => {}
-                        }
+        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
+            |(client, limit)| async {
+                let _permit = limit.acquire().await;
+                let started = Instant::now();
+                let result = client.batch(&commands).await;
+                let outcome = if result.is_ok() { "ok" } else { "error" };
+                self.metrics
+                    .haproxy_command(commands[0].verb(), outcome, started.elapsed());
+                let mut snapshot = Snapshot::default();
+                for reply in result? {
+                    match reply? {
+                        Reply::ServersState(states) => snapshot.states = states,
+                        Reply::Stat(stats) => snapshot.stats = stats,
+                        _ => {}
                     }
-                    Ok(snapshot)
-                }),
-        )
+                }
+                Ok(snapshot)
+            },
+        ))
         .await
     }
 
+    /// `show info` from every HAProxy: a changed pid or a smaller uptime means a reload or a
+    /// restart, which lost our runtime changes.
     pub async fn infos(&self) -> Vec<Result<Info, HaproxyError>> {
-        join_all(
-            self.clients
-                .iter()
-                .zip(self.limits.iter())
-                .map(|(client, limit)| async {
-                    let _permit = limit.acquire().await;
-                    client.show_info().await
-                }),
-        )
+        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
+            |(client, limit)| async {
+                let _permit = limit.acquire().await;
+                client.show_info().await
+            },
+        ))
         .await
     }
 
-    /// `show servers state <backend>` on every HAProxy, merged for one server.
+    /// `show servers state <backend>` on every HAProxy, merged for one server; `None` when no
+    /// HAProxy has it (a backend one HAProxy lacks is not an error).
     pub async fn observe(&self, server: &ServerId) -> Result<Option<Observed>, HaproxyError> {
         let command = Command::ShowServersState(Some(server.backend.clone()));
         let mut states = Vec::new();
