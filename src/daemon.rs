@@ -35,9 +35,12 @@ pub struct RunArgs {
     /// Where haproxy-drain records which servers it took out (survives its own crash).
     #[arg(long, env = "HAPROXY_DRAIN_STATE_FILE", default_value = DEFAULT_STATE_FILE)]
     pub state_file: PathBuf,
-    /// Control API Unix socket (mode 0660).
+    /// Control API Unix socket (mode 0660, see --control-socket-group).
     #[arg(long, env = "HAPROXY_DRAIN_CONTROL_SOCKET", default_value = api::DEFAULT_CONTROL_SOCKET)]
     pub control_socket: PathBuf,
+    /// Group of the control socket (a name or a gid): its members may use the control API.
+    #[arg(long, env = "HAPROXY_DRAIN_CONTROL_SOCKET_GROUP", value_name = "GROUP")]
+    pub control_socket_group: Option<String>,
     /// Also serve the control API on TCP (needs --control-token-file).
     #[arg(
         long,
@@ -51,6 +54,20 @@ pub struct RunArgs {
     /// Prometheus metrics, /healthz and /readyz.
     #[arg(long, env = "HAPROXY_DRAIN_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
+    /// Serve the Docker Engine API on this Unix socket: everything is forwarded to the engine
+    /// (DOCKER_HOST or /var/run/docker.sock), but a stop/restart/kill/rm -f of a mapped container
+    /// waits until its server is drained. Point clients at it with DOCKER_HOST=unix://PATH.
+    #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE")]
+    pub docker_gate: Option<PathBuf>,
+    /// The gate socket's file mode (octal), like docker.sock's.
+    #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE_MODE", default_value = "660", value_parser = parse_mode)]
+    pub docker_gate_mode: u32,
+    /// The gate socket's group (name or gid); default: the engine socket's group.
+    #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE_GROUP")]
+    pub docker_gate_group: Option<String>,
+    /// Refuse (503) a gated stop when HAProxy cannot be reached, instead of forwarding it undrained.
+    #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE_FAIL_CLOSED")]
+    pub docker_gate_fail_closed: bool,
     /// Log format.
     #[arg(
         long,
@@ -59,6 +76,14 @@ pub struct RunArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0o");
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!("{text:?} is not an octal file mode like 660")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,6 +106,8 @@ pub enum DaemonError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Listen(#[from] api::ListenError),
+    #[error(transparent)]
+    Gate(#[from] crate::gate::GateError),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -131,13 +158,31 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let handle = ControllerHandle::new(control_tx);
     let rolls = RollManager::new(handle.clone(), Arc::new(docker.clone()), shutdown.clone());
     rolls.set_metrics(metrics.clone());
+    let gate_task = match &args.docker_gate {
+        Some(socket) => Some(
+            crate::gate::start(
+                crate::gate::GateSettings {
+                    socket: socket.clone(),
+                    mode: args.docker_gate_mode,
+                    group: args.docker_gate_group.clone(),
+                    fail_closed: args.docker_gate_fail_closed,
+                },
+                ctx.clone(),
+                handle.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let state = ApiState {
         controller: handle,
         rolls: Some(rolls),
     };
-    let api_task = api::serve_unix(
+    let api_task = api::serve_unix_group(
         &args.control_socket,
         api::SOCKET_MODE,
+        args.control_socket_group.as_deref(),
         state.clone(),
         shutdown.clone(),
     )
@@ -161,6 +206,9 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     trigger.fire();
     let _ = api_task.await;
     if let Some(task) = tcp_task {
+        let _ = task.await;
+    }
+    if let Some(task) = gate_task {
         let _ = task.await;
     }
     if let Ok(Err(error)) = metrics_task.await {

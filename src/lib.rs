@@ -15,6 +15,8 @@
 //!   [`controller::ControllerHandle`] is its public face.
 //! - [`ownership`]: the state file recording what haproxy-drain took out and must restore.
 //! - [`roll`]: drain → stop → recreate/restart → start → wait healthy, container after container.
+//! - [`gate`]: the Docker API gate — a Unix socket speaking the Engine API that forwards to the
+//!   engine, draining a mapped container's server before a request that would stop it.
 //! - [`api`]: the control API (Unix socket, optional TCP with a token) and its client.
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 //! - [`cli`]: the subcommands other than `run`; [`daemon`]: `run` itself, wiring it all together.
@@ -29,6 +31,7 @@ pub mod daemon;
 pub mod docker;
 pub mod drain;
 pub mod duration;
+pub mod gate;
 pub mod haproxy;
 pub mod mapping;
 pub mod metrics;

@@ -21,5 +21,8 @@ pub mod server;
 pub mod wire;
 
 pub use client::{ClientError, ControlClient};
-pub use listen::{serve_tcp, serve_unix, ListenError, DEFAULT_CONTROL_SOCKET, SOCKET_MODE};
+pub use listen::{
+    bind_unix, resolve_group, serve_tcp, serve_unix, serve_unix_group, ListenError,
+    DEFAULT_CONTROL_SOCKET, SOCKET_MODE,
+};
 pub use server::{router, ApiState};

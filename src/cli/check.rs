@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::control::CliError;
 use crate::config::Config;
+use crate::docker::permissions::{Access, Permission};
 use crate::docker::DockerClient;
 use crate::haproxy::types::{ServerId, WeightSpec};
 use crate::haproxy::{Client, CommandError, HaproxyAddr, HaproxyError};
@@ -45,12 +46,14 @@ struct Inventory {
 
 pub async fn check(args: CheckArgs) -> Result<(), CliError> {
     let mut problems = 0usize;
-    let mut report = |ok: bool, what: &str, line: String| {
-        if !ok {
+    let mut say = |verdict: &str, what: &str, line: String| {
+        if verdict == "FAIL" {
             problems += 1;
         }
-        println!("{:<8} {:<7} {line}", what, if ok { "ok" } else { "FAIL" });
+        println!("{what:<8} {verdict:<7} {line}");
     };
+    let mut report =
+        |ok: bool, what: &str, line: String| say(if ok { "ok" } else { "FAIL" }, what, line);
 
     // The config. A broken one fails the check, but the rest still runs with the defaults,
     // so one run shows every problem.
@@ -112,6 +115,10 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
             return verdict(problems);
         }
     };
+    for (permission, access) in docker.probe_permissions().await {
+        let (verdict, line) = permission_line(permission, &access);
+        report_docker(&mut report, verdict, line);
+    }
 
     let wanted: HashSet<&str> = args.containers.iter().map(String::as_str).collect();
     for name in &wanted {
@@ -149,6 +156,37 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
     verdict(problems)
 }
 
+/// A missing permission the watcher needs is a failure; one only `roll` needs is a limit.
+fn permission_line(permission: Permission, access: &Access) -> (&'static str, String) {
+    let name = format!("{} ({})", permission.as_str(), permission.request());
+    match access {
+        Access::Allowed => ("ok", format!("may {name}")),
+        Access::Denied(message) => (
+            if permission.watcher_needs() {
+                "FAIL"
+            } else {
+                "limited"
+            },
+            format!(
+                "may not {name}: HTTP 403 ({}); disabled: {}",
+                message.trim(),
+                permission.disables()
+            ),
+        ),
+        Access::Unknown(error) => (
+            "FAIL",
+            format!("could not tell whether it may {name}: {error}"),
+        ),
+    }
+}
+
+fn report_docker(report: &mut impl FnMut(bool, &str, String), verdict: &str, line: String) {
+    match verdict {
+        "limited" => report(true, "docker", format!("(limited) {line}")),
+        verdict => report(verdict == "ok", "docker", line),
+    }
+}
+
 fn verdict(problems: usize) -> Result<(), CliError> {
     if problems == 0 {
         println!("check passed");
@@ -175,15 +213,16 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
         .map_err(|e| e.to_string())?
         .into_iter()
         .collect();
-    let probe = ServerId::new(PROBE_BACKEND, "none");
-    match client.set_weight(&probe, WeightSpec::Absolute(1)).await {
-        Ok(()) | Err(HaproxyError::Command(CommandError::NoSuchBackend { .. })) => {}
-        Err(HaproxyError::Command(CommandError::PermissionDenied { .. })) => {
-            return Err(format!(
-                "{url}: the socket is not `level admin`: haproxy-drain cannot change weights or states there (add `level admin` to its `stats socket` line)"
-            ));
-        }
-        Err(other) => return Err(format!("{url}: privilege probe failed: {other}")),
+    let level = socket_level(&client)
+        .await
+        .map_err(|e| format!("{url}: privilege probe failed: {e}"))?;
+    if level != Level::Admin {
+        return Err(format!(
+            "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line",
+            info.version,
+            level.as_str(),
+            level.can(),
+        ));
     }
     let servers: HashSet<ServerId> = states.into_iter().map(|s| s.id).collect();
     let line = format!(
@@ -199,6 +238,59 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
         servers,
     };
     Ok((inventory, line))
+}
+
+/// A stats socket's privilege level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Admin,
+    Operator,
+    User,
+    /// `show cli level` unknown (not 2.6) and `set weight` refused: operator or user.
+    BelowAdmin,
+}
+
+impl Level {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "admin" => Some(Level::Admin),
+            "operator" => Some(Level::Operator),
+            "user" => Some(Level::User),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Admin => "admin",
+            Level::Operator => "operator",
+            Level::User => "user",
+            Level::BelowAdmin => "operator or user",
+        }
+    }
+
+    fn can(self) -> &'static str {
+        match self {
+            Level::Admin => "can do everything",
+            Level::Operator => "can only read state and clear counters",
+            Level::User | Level::BelowAdmin => "can only read state",
+        }
+    }
+}
+
+/// `show cli level` names the level and changes nothing. Where it is unknown, `set weight` on a
+/// backend no one has tells admin (`No such backend`) from below (`Permission denied`): the
+/// privilege check comes before the look-up, so nothing changes either way.
+async fn socket_level(client: &Client) -> Result<Level, HaproxyError> {
+    if let Some(level) = Level::parse(&client.raw("show cli level").await?) {
+        return Ok(level);
+    }
+    let probe = ServerId::new(PROBE_BACKEND, "none");
+    match client.set_weight(&probe, WeightSpec::Absolute(1)).await {
+        Ok(()) | Err(HaproxyError::Command(CommandError::NoSuchBackend { .. })) => Ok(Level::Admin),
+        Err(HaproxyError::Command(CommandError::PermissionDenied { .. })) => Ok(Level::BelowAdmin),
+        Err(other) => Err(other),
+    }
 }
 
 /// Whether `server` exists on every HAProxy; a missing server in an existing backend is fine
@@ -231,6 +323,29 @@ fn placement(container: &str, server: &ServerId, inventories: &[Inventory]) -> (
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_parse_from_show_cli_level() {
+        assert_eq!(Level::parse("admin\n"), Some(Level::Admin));
+        assert_eq!(Level::parse("operator\n\n"), Some(Level::Operator));
+        assert_eq!(Level::parse("user"), Some(Level::User));
+        assert_eq!(Level::parse("Unknown command"), None);
+    }
+
+    #[test]
+    fn only_a_missing_watcher_permission_fails_the_check() {
+        let denied = Access::Denied("forbidden".into());
+        let (verdict, line) = permission_line(Permission::Events, &denied);
+        assert_eq!(verdict, "FAIL");
+        assert!(
+            line.contains("GET /events") && line.contains("watcher"),
+            "{line}"
+        );
+        let (verdict, line) = permission_line(Permission::Stop, &denied);
+        assert_eq!(verdict, "limited");
+        assert!(line.contains("`roll`"), "{line}");
+        assert_eq!(permission_line(Permission::List, &Access::Allowed).0, "ok");
+    }
 
     fn inventory(url: &str, servers: &[(&str, &str)]) -> Inventory {
         Inventory {

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod error;
 pub mod event_convert;
 pub mod events;
+pub mod permissions;
 pub mod plan;
 pub mod recreate;
 pub mod signal;

@@ -35,9 +35,15 @@ impl DockerClient {
             .build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         while let Some(item) = progress.next().await {
-            item.map_err(|e| DockerError::Pull {
-                image: image.to_string(),
-                message: e.to_string(),
+            item.map_err(|e| match e {
+                // A socket proxy refused: say which permission is missing.
+                BollardError::DockerResponseServerError {
+                    status_code: 403, ..
+                } => self.error(format!("pull {image:?}"), e),
+                e => DockerError::Pull {
+                    image: image.to_string(),
+                    message: e.to_string(),
+                },
             })?;
         }
         Ok(())

@@ -58,16 +58,17 @@ pub fn input_for(action: &EventAction, facts: &EventFacts) -> Option<Input> {
     }
 }
 
-/// A drain by request ends the container's run only when a roll asked for it: the roll stops
-/// the container right after, whatever a reconciliation in between may read. An API drain
-/// leaves the container running.
+/// A drain by request ends the container's run only when a roll or the Docker API gate asked
+/// for it: the container is stopped right after, whatever a reconciliation in between may
+/// read. An API drain leaves the container running.
 pub fn stop_for_drain(
     trigger: Trigger,
     at_unix_nanos: i64,
     stop_timeout: Option<Duration>,
     drain_timeout: Duration,
 ) -> Option<StopRequest> {
-    (trigger == Trigger::Roll).then(|| StopRequest::new(at_unix_nanos, stop_timeout, drain_timeout))
+    matches!(trigger, Trigger::Roll | Trigger::Gate)
+        .then(|| StopRequest::new(at_unix_nanos, stop_timeout, drain_timeout))
 }
 
 /// The drain input of a request, with the stop request a roll's drain carries.

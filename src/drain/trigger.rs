@@ -10,6 +10,8 @@ pub enum Trigger {
     Api,
     Roll,
     Reconcile,
+    /// The Docker API gate, before it forwards a stop (see `src/gate`).
+    Gate,
 }
 
 impl Trigger {
@@ -19,6 +21,7 @@ impl Trigger {
             Trigger::Api => "api",
             Trigger::Roll => "roll",
             Trigger::Reconcile => "reconcile",
+            Trigger::Gate => "gate",
         }
     }
 }

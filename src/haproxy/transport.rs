@@ -22,6 +22,9 @@ use super::reply::RawReply;
 
 const WORKER_PROMPT: &[u8] = b"> ";
 const MASTER_PROMPT: &[u8] = b"master> ";
+/// Empty replies past the commands' tolerated at the end of an exchange (the master's prompt
+/// after `quit`, with one to spare).
+const MAX_SURPLUS_REPLIES: usize = 2;
 
 /// Why the splitter stopped accepting input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +230,12 @@ pub async fn exchange(
             splitter
                 .feed(&chunk[..n])
                 .map_err(|e| split_error(addr, max_reply, e))?;
+            // Each reply is bounded by `max_reply`, but not their number: a peer printing
+            // prompts without end would grow the list until the timeout. More than one surplus
+            // (the master CLI's prompt after `quit`) can only end as `Ambiguous`: stop now.
+            if splitter.replies().len() > lines.len() + MAX_SURPLUS_REPLIES {
+                return Err(split_error(addr, max_reply, SplitError::Ambiguous));
+            }
         }
         if splitter.prompt.is_none() {
             return Err(HaproxyError::Protocol {

@@ -16,7 +16,7 @@ pub const OPEN_VOCABULARY_LIMIT: usize = 32;
 /// The label value every unknown or over-the-limit value becomes.
 pub const OTHER: &str = "other";
 
-pub const TRIGGERS: &[&str] = &["docker_event", "api", "roll", "reconcile"];
+pub const TRIGGERS: &[&str] = &["docker_event", "api", "roll", "reconcile", "gate"];
 
 pub const OWNERS: &[&str] = &["operator", "haproxy-drain"];
 
@@ -186,6 +186,12 @@ pub struct ActionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindResultLabels {
+    pub kind: String,
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -135,6 +135,7 @@ pub struct Metrics {
     config_errors: Family<KindLabels, Counter>,
     roll_steps: Family<ResultLabels, Counter>,
     rolls: Family<ResultLabels, Counter>,
+    gate_requests: Family<KindResultLabels, Counter>,
     vocabularies: Vocabularies,
     /// HAProxy URL → connected; kept apart from the gauge so `/readyz` can list every URL even
     /// when the gauge's label folded some into `other`.
@@ -187,6 +188,7 @@ impl Metrics {
             config_errors: Family::default(),
             roll_steps: Family::default(),
             rolls: Family::default(),
+            gate_requests: Family::default(),
             vocabularies: Vocabularies::default(),
             haproxies: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
@@ -363,6 +365,11 @@ impl Metrics {
             "rolls",
             "Rolling restarts finished, by result",
             self.rolls.clone(),
+        );
+        r.register(
+            "gate_requests",
+            "Docker API requests through the gate, by kind (stop, restart, kill, remove, other) and result",
+            self.gate_requests.clone(),
         );
     }
 

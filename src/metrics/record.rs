@@ -7,7 +7,7 @@ use super::{DrainResult, Metrics, RestoreResult};
 
 impl Metrics {
     /// A drain began: the server is being taken out of rotation.
-    /// `trigger`: `docker_event`, `api`, `roll` or `reconcile` (anything else counts as `other`).
+    /// `trigger`: `docker_event`, `api`, `roll`, `reconcile` or `gate` (anything else counts as `other`).
     pub fn drain_started(&self, trigger: &str, proxy: &str, server: &str) {
         self.drains_started
             .get_or_create(&TriggerServerLabels {
@@ -324,6 +324,17 @@ impl Metrics {
         self.rolls
             .get_or_create(&ResultLabels {
                 result: self.vocabularies.roll_result.admit(result),
+            })
+            .inc();
+    }
+
+    /// One request through the Docker gate. Both labels come from the gate's fixed vocabulary
+    /// (`src/gate`), never from the request.
+    pub fn gate_request(&self, kind: &'static str, result: &'static str) {
+        self.gate_requests
+            .get_or_create(&KindResultLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
             })
             .inc();
     }

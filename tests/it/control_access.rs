@@ -110,6 +110,7 @@ async fn the_tcp_listener_wants_the_exact_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "correct-horse-battery-staple\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let state = ApiState {
         controller: fake_controller(),
         rolls: None,

@@ -16,6 +16,8 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Wait for /readyz (every HAProxy connected) on start, else only for /healthz.
+    wait_ready: bool,
     pub metrics: SocketAddr,
 }
 
@@ -30,6 +32,17 @@ impl Daemon {
         haproxy_urls: &[String],
         extra: &[String],
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(haproxy_urls, extra, env, true).await
+    }
+
+    /// Like [`Daemon::start_with_env`]; with `wait_ready` false it waits only for /healthz, for
+    /// daemons that cannot become ready (a HAProxy that never answers properly).
+    pub async fn start_full(
+        haproxy_urls: &[String],
+        extra: &[String],
+        env: &[(&str, &str)],
+        wait_ready: bool,
     ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("hdt-daemon-")
@@ -57,6 +70,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wait_ready,
             metrics,
         };
         daemon.spawn().await;
@@ -81,13 +95,18 @@ impl Daemon {
         self.child = Some(child);
         let metrics = self.metrics;
         let log = self.log_path();
+        let endpoint = if self.wait_ready {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
         wait_until(
             Duration::from_secs(20),
-            "haproxy-drain /readyz to answer 200",
+            &format!("haproxy-drain {endpoint} to answer 200"),
             || {
                 let log = log.clone();
                 async move {
-                    let ready = http_status(metrics, "/readyz").await == Some(200);
+                    let ready = http_status(metrics, endpoint).await == Some(200);
                     if !ready
                         && std::fs::read_to_string(&log)
                             .is_ok_and(|l| l.contains("haproxy-drain: "))
@@ -102,6 +121,26 @@ impl Daemon {
             },
         )
         .await;
+    }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// (current, peak) resident set size in KiB, from /proc (VmRSS, VmHWM).
+    pub fn rss_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     pub fn dir(&self) -> &Path {

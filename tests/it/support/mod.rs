@@ -6,6 +6,7 @@ pub mod haproxy;
 pub mod load;
 pub mod metrics;
 pub mod proxy;
+pub mod readonly_proxy;
 pub mod roll;
 pub mod rotation;
 pub mod shutdown_world;

@@ -55,6 +55,22 @@ impl Drop for World {
 impl World {
     /// `count` healthchecked testapp containers (server names app1…), each with `env`.
     pub async fn start(count: usize, image: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with(count, image, env, &[], &[]).await
+    }
+
+    /// [`World::start`] with extra `docker run` labels on every container and extra flags for
+    /// `haproxy-drain run` (e.g. `--docker-gate`).
+    pub async fn start_with(
+        count: usize,
+        image: &str,
+        env: &[(&str, &str)],
+        labels: &[(&str, &str)],
+        daemon_flags: &[String],
+    ) -> Self {
+        let labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         // Every daemon sees every container on this engine: a backend name of its own keeps
         // parallel worlds from claiming each other's containers.
         let backend = unique_name("be");
@@ -77,6 +93,9 @@ impl World {
                     for (key, value) in &env {
                         spec = spec.env(key, value);
                     }
+                    for (key, value) in &labels {
+                        spec = spec.label(key, value);
+                    }
                     spec.run()
                 })
                 .collect();
@@ -97,7 +116,7 @@ impl World {
             sections.push_str(&format!("    server app{} {ip}:{APP_PORT} check\n", n + 1));
         }
         let haproxy = HaproxyFixture::start(&sections).await;
-        let daemon = Daemon::start(&[haproxy.admin_url().to_string()], &[]).await;
+        let daemon = Daemon::start(&[haproxy.admin_url().to_string()], daemon_flags).await;
         let world = Self {
             daemon,
             haproxy,

@@ -27,6 +27,8 @@ pub struct StackOptions {
     pub global: Vec<String>,
     pub daemon_flags: Vec<String>,
     pub daemon_env: Vec<(&'static str, String)>,
+    /// Start-up waits for /readyz (false: /healthz only, e.g. with a HAProxy that never answers).
+    pub wait_ready: bool,
 }
 
 impl Default for StackOptions {
@@ -41,6 +43,7 @@ impl Default for StackOptions {
             global: Vec::new(),
             daemon_flags: Vec::new(),
             daemon_env: Vec::new(),
+            wait_ready: true,
         }
     }
 }
@@ -108,10 +111,11 @@ impl Stack {
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
-        let daemon = Daemon::start_with_env(
+        let daemon = Daemon::start_full(
             &[haproxy.admin_url().to_string()],
             &options.daemon_flags,
             &env,
+            options.wait_ready,
         )
         .await;
         let stack = Self {
