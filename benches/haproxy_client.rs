@@ -9,7 +9,7 @@ mod fixture;
 
 use std::time::{Duration, Instant};
 
-use haproxy_drain::haproxy::parse::parse_stat;
+use haproxy_drain::haproxy::stat::parse_stat;
 use haproxy_drain::haproxy::{Command, Reply, RowKind, ServerId, WeightSpec};
 
 const SERVERS: usize = 1000;

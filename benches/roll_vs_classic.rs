@@ -13,18 +13,15 @@
 //! (`STARTUP_DELAY_MS`), like most real apps. Each phase gets a fresh load generator; it prints
 //! markdown tables (wall time, requests served, failed) for docs/benchmarks.md.
 
-#[path = "../tests/it/roll_world.rs"]
-mod roll_world;
-
-/// The test fixtures, at the paths `roll_world` expects (`crate::support::…`).
+/// The test fixtures, at the paths they expect (`crate::support::…`).
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
 use haproxy_drain::haproxy::types::WeightSpec;
-use roll_world::{blocking, Load, Tally, World, WEIGHT};
 use support::docker::{docker, IMAGE_HC, IMAGE_V2};
+use support::roll::{blocking, Load, Tally, World, WEIGHT};
 
 /// The classic method's fixed wait for in-flight requests, per container.
 const CLASSIC_SLEEP: Duration = Duration::from_secs(5);

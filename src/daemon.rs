@@ -12,7 +12,6 @@ use crate::api::{self, ApiState};
 use crate::config::{Config, ConfigError};
 use crate::controller::hub::Hub;
 use crate::controller::{Context, ControllerHandle, Fleet};
-use crate::docker::recreate::Recreator;
 use crate::docker::{DockerClient, DockerError};
 use crate::haproxy::{AddrError, Client, HaproxyAddr};
 use crate::metrics::{Metrics, MetricsError, MetricsServer};
@@ -157,11 +156,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     });
     let (control_tx, control_rx) = mpsc::channel(256);
     let handle = ControllerHandle::new(control_tx);
-    let rolls = RollManager::new(
-        handle.clone(),
-        Arc::new(Recreator::new(docker.bollard().clone())),
-        shutdown.clone(),
-    );
+    let rolls = RollManager::new(handle.clone(), Arc::new(docker.clone()), shutdown.clone());
     rolls.set_metrics(metrics.clone());
     let gate_task = match &args.docker_gate {
         Some(socket) => Some(

@@ -21,7 +21,8 @@
 //! - [`api`]: the control API (Unix socket, optional TCP with a token) and its client.
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 //! - [`cli`]: the subcommands other than `run`; [`daemon`]: `run` itself, wiring it all together.
-//! - [`shutdown`]: the one shutdown signal every task listens to.
+//! - [`shutdown`]: the one shutdown signal every task listens to; [`duration`]: durations as
+//!   operators write them (`30s`) and as they travel (milliseconds).
 
 pub mod api;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod controller;
 pub mod daemon;
 pub mod docker;
 pub mod drain;
+pub mod duration;
 pub mod gate;
 pub mod haproxy;
 pub mod mapping;

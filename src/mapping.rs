@@ -3,7 +3,8 @@
 //! Labels win over rules (a rule is for containers you cannot relabel); a label that is present
 //! but wrong is an error for that container only — never a reason to stop handling the others.
 
-use crate::config::{parse_duration, Config, DrainMode, ServerSettings};
+use crate::config::{Config, DrainMode, ServerSettings};
+use crate::duration;
 use crate::haproxy::types::ServerId;
 use std::collections::HashMap;
 
@@ -97,8 +98,10 @@ pub fn resolve(
         .iter()
         .find(|r| glob_match(&r.pattern, container))
     {
-        let server = render_template(&rule.server, container)
-            .map_err(|m| error("server", &rule.server, m))?;
+        let server = rule
+            .server
+            .render(container)
+            .map_err(|m| error("server", rule.server.as_str(), m))?;
         (
             Mapping {
                 server: ServerId::new(rule.backend.clone(), server),
@@ -134,7 +137,7 @@ pub fn resolve(
     }
     if let Some(value) = labels.get(LABEL_DRAIN_TIMEOUT) {
         mapping.settings.drain_timeout =
-            parse_duration(value).map_err(|m| error(LABEL_DRAIN_TIMEOUT, value, m))?;
+            duration::parse(value).map_err(|m| error(LABEL_DRAIN_TIMEOUT, value, m))?;
     }
     if let Some(value) = labels.get(LABEL_MODE) {
         mapping.settings.mode = DrainMode::parse(value)
@@ -167,51 +170,6 @@ pub fn resolve(
 /// True when any label is ours: such a container is meant to be mapped, so errors matter.
 pub fn has_our_labels(labels: &HashMap<String, String>) -> bool {
     labels.keys().any(|k| k.starts_with(LABEL_PREFIX))
-}
-
-/// Validates a server-name template for the config loader.
-pub fn check_template(template: &str) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..]
-            .find('}')
-            .ok_or_else(|| format!("unclosed '{{' in '{template}'"))?;
-        match &rest[start + 1..start + end] {
-            "name" | "number" => {}
-            other => {
-                return Err(format!(
-                    "unknown placeholder {{{other}}}; use {{name}} or {{number}}"
-                ))
-            }
-        }
-        rest = &rest[start + end + 1..];
-    }
-    if template.is_empty() || template.contains('/') {
-        return Err("a server name must be non-empty and contain no '/'".into());
-    }
-    Ok(())
-}
-
-fn render_template(template: &str, container: &str) -> Result<String, String> {
-    let mut out = template.replace("{name}", container);
-    if out.contains("{number}") {
-        let number = last_number(container).ok_or_else(|| {
-            format!("{{number}} needs digits in the container name '{container}'")
-        })?;
-        out = out.replace("{number}", number);
-    }
-    Ok(out)
-}
-
-fn last_number(name: &str) -> Option<&str> {
-    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
-    // After the last non-digit *character*: `+ 1` would land inside a multi-byte one (fuzzing).
-    let start = name[..end]
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !c.is_ascii_digit())
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    Some(&name[start..end])
 }
 
 /// `*` matches any run of characters, `?` exactly one; everything else literally.
@@ -378,22 +336,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn templates() {
-        assert!(check_template("app_{number}").is_ok());
-        assert!(check_template("{name}").is_ok());
-        assert!(check_template("{nam}").is_err());
-        assert!(check_template("a{").is_err());
-        assert_eq!(last_number("pxApp_12b"), Some("12"));
-        assert_eq!(last_number("web"), None);
-    }
-
     /// Found by `make fuzz` (target labels_mapping): a multi-byte character before the digits
     /// made `{number}` slice inside it and panic.
     #[test]
     fn a_number_after_a_multibyte_character_does_not_panic() {
-        assert_eq!(last_number("pxApp_\u{5d7}12d"), Some("12"));
-        assert_eq!(last_number("\u{1f600}7"), Some("7"));
         let config = Config::parse(
             "[[rules]]\nmatch = \"pxApp_*\"\nbackend = \"b\"\nserver = \"app_{number}\"\n",
         )

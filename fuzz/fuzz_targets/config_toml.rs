@@ -1,6 +1,7 @@
 //! The TOML configuration file: parse and validate, then use what validation let through.
 #![no_main]
-use haproxy_drain::config::{parse_duration, Budget, Config, DrainMode};
+use haproxy_drain::config::{Budget, Config, DrainMode};
+use haproxy_drain::duration::parse as parse_duration;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

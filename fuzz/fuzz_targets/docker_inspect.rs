@@ -10,11 +10,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(list) = serde_json::from_slice::<Vec<ContainerSummary>>(data) {
         for summary in &list {
-            let _ = convert::container_from_summary(summary, convert::DEFAULT_STOP_SIGNAL);
+            let _ = convert::container_from_summary(summary, haproxy_drain::docker::DEFAULT_STOP_SIGNAL);
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = convert::health_from_status_text(text);
-        let _ = convert::parse_stop_signal(Some(text));
+        let _ = haproxy_drain::docker::parse_stop_signal(Some(text));
     }
 });

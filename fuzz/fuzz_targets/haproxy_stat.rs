@@ -1,6 +1,6 @@
 //! `show stat` CSV as HAProxy (or whatever answers on its socket) prints it.
 #![no_main]
-use haproxy_drain::haproxy::parse;
+use haproxy_drain::haproxy::stat as parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

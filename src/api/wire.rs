@@ -84,11 +84,6 @@ pub fn millis_or(timeout_ms: Option<u64>, default: Duration) -> Duration {
     timeout_ms.map(Duration::from_millis).unwrap_or(default)
 }
 
-/// [`Duration`] to whole milliseconds, saturating.
-pub fn to_millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

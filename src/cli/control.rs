@@ -1,7 +1,6 @@
 //! What every control-socket command shares: the socket flag, the error type, duration output.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::api::client::{ClientError, ControlClient};
 use crate::api::listen::DEFAULT_CONTROL_SOCKET;
@@ -57,26 +56,13 @@ pub fn seconds(ms: u64) -> String {
     }
 }
 
-/// Milliseconds for the wire, saturating.
-pub fn millis(duration: Duration) -> u64 {
-    crate::api::wire::to_millis(duration)
-}
-
-/// clap value parser: `30s`, `500ms`, `1m30s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30s, 500ms, 2m)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::wire::ErrorBody;
 
     #[test]
-    fn durations_and_exit_codes() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("soon").unwrap_err().contains("examples"));
+    fn short_durations_and_exit_codes() {
         assert_eq!(seconds(250), "250ms");
         assert_eq!(seconds(1234), "1.23s");
         let refused = CliError::Client(ClientError::Api {

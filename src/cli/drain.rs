@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use super::control::{millis, parse_duration, seconds, CliError, ControlArgs};
+use super::control::{seconds, CliError, ControlArgs};
 use crate::api::client::ClientError;
 use crate::api::wire::{DrainBody, ReadyBody};
 use crate::controller::handle::ControlError;
+use crate::duration::{self, millis};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DrainArgs {
@@ -17,7 +18,7 @@ pub struct DrainArgs {
     #[arg(long)]
     pub wait: bool,
     /// How long `--wait` waits for sessions to reach 0.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = duration::parse)]
     pub timeout: Duration,
     /// Drain even if the availability budget forbids it (e.g. the last ready server).
     #[arg(long)]
@@ -35,7 +36,7 @@ pub struct ReadyArgs {
     #[arg(long)]
     pub wait: bool,
     /// How long `--wait` waits.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub timeout: Duration,
     #[command(flatten)]
     pub control: ControlArgs,

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::control::{parse_duration, CliError};
+use super::control::CliError;
 use crate::daemon::DEFAULT_METRICS_LISTEN;
+use crate::duration;
 
 /// A bound on the reply we read: `/healthz` answers a few bytes.
 const MAX_REPLY: u64 = 16 * 1024;
@@ -26,7 +27,7 @@ pub struct HealthcheckArgs {
     #[arg(long, default_value = "/healthz")]
     pub path: String,
     /// Give up after this long (Docker's own HEALTHCHECK timeout should be longer).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
     pub timeout: Duration,
 }
 

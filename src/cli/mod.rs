@@ -12,5 +12,6 @@ pub mod healthcheck;
 pub mod roll;
 pub mod status;
 pub mod status_daemon;
+pub mod table;
 
 pub use control::{CliError, ControlArgs};

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use super::control::{millis, parse_duration, seconds, CliError, ControlArgs};
+use super::control::{seconds, CliError, ControlArgs};
 use crate::api::wire::RollBody;
+use crate::duration::{self, millis};
 use crate::roll::{RollProgress, RollState, RollStep, StepState};
 
 /// How often the progress is polled.
@@ -26,7 +27,7 @@ pub struct RollArgs {
     #[arg(long, default_value_t = 1)]
     pub max_unavailable: usize,
     /// Per container: how long to wait for the drain, and for it to be healthy again.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub timeout: Duration,
     #[command(flatten)]
     pub control: ControlArgs,

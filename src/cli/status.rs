@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::control::{parse_duration, ControlArgs};
+use crate::cli::control::ControlArgs;
+use crate::cli::table::align_columns;
 use crate::cli::{status_daemon, CliError};
+use crate::duration;
 use crate::haproxy::{
     Client, Command, HaproxyAddr, HaproxyError, Reply, RowKind, ServerId, ServerState, StatRow,
 };
@@ -26,7 +28,7 @@ pub struct StatusArgs {
     #[arg(long, env = "HAPROXY_DRAIN_JSON")]
     pub json: bool,
     /// Give up on HAProxy after this long.
-    #[arg(long, env = "HAPROXY_DRAIN_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "HAPROXY_DRAIN_TIMEOUT", default_value = "2s", value_parser = duration::parse)]
     pub timeout: Duration,
     /// Asked first; `--haproxy` is the fallback when no daemon answers there.
     #[command(flatten)]
@@ -178,32 +180,6 @@ pub fn render_table(lines: &[StatusLine]) -> String {
     align_columns(&cells)
 }
 
-/// Pads every column to its widest cell, two spaces apart (the first row is the header).
-pub(super) fn align_columns(cells: &[Vec<String>]) -> String {
-    let columns = cells.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|col| {
-            cells
-                .iter()
-                .map(|row| row.get(col).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    cells
-        .iter()
-        .map(|row| {
-            let padded: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            padded.join("  ").trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// A JSON array of [`StatusLine`] objects.
 pub fn render_json(lines: &[StatusLine]) -> String {
     serde_json::to_string_pretty(lines).unwrap_or_else(|_| "[]".to_string())
@@ -212,7 +188,8 @@ pub fn render_json(lines: &[StatusLine]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::haproxy::parse::{parse_servers_state, parse_stat};
+    use crate::haproxy::parse::parse_servers_state;
+    use crate::haproxy::stat::parse_stat;
 
     const STAT: &str =
         "# pxname,svname,qcur,scur,stot,status,weight,type,check_status,addr,uweight,\n\

@@ -1,6 +1,7 @@
 //! `status` through the daemon: HAProxy's view joined with the containers and with who holds
 //! each server out of rotation. Rendering is pure; [`super::status`] decides when to use it.
 
+use super::table::align_columns;
 use crate::controller::handle::ServerView;
 
 /// An aligned table with a header line, one line per server, sorted by backend/server.
@@ -46,7 +47,7 @@ pub fn render_table(views: &[ServerView]) -> String {
             or_dash(&view.phase),
         ]);
     }
-    super::status::align_columns(&cells)
+    align_columns(&cells)
 }
 
 /// The daemon's `ServerView` list as a JSON array (the control API's own shape).

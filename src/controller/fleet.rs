@@ -10,14 +10,10 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::drain::Observed;
-use crate::haproxy::parse::parse_stat;
 use crate::haproxy::{
     AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
 };
 use crate::metrics::Metrics;
-
-/// `srv_check_state` bit: health checks are configured for the server.
-const CHECK_CONFIGURED: u32 = 0x2;
 
 /// HAProxy serves at most `stats maxconn` (default 10) runtime API connections at once and
 /// refuses the rest (EAGAIN); stay well under it, whatever the number of busy servers.
@@ -26,7 +22,8 @@ const MAX_CONNECTIONS_PER_HAPROXY: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Fleet {
     clients: Arc<Vec<Client>>,
-    limits: Arc<Vec<Semaphore>>,
+    /// One per HAProxy: [`MAX_CONNECTIONS_PER_HAPROXY`] permits.
+    connection_limits: Arc<Vec<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -39,13 +36,13 @@ pub struct Snapshot {
 
 impl Fleet {
     pub fn new(clients: Vec<Client>, metrics: Arc<Metrics>) -> Self {
-        let limits = clients
+        let connection_limits = clients
             .iter()
             .map(|_| Semaphore::new(MAX_CONNECTIONS_PER_HAPROXY))
             .collect();
         Self {
             clients: Arc::new(clients),
-            limits: Arc::new(limits),
+            connection_limits: Arc::new(connection_limits),
             metrics,
         }
     }
@@ -56,12 +53,14 @@ impl Fleet {
 
     /// Runs one command on every HAProxy concurrently; one result per HAProxy, in order.
     pub async fn apply(&self, command: &Command) -> Vec<Result<Reply, HaproxyError>> {
-        join_all((0..self.clients.len()).map(|i| self.timed(i, command))).await
+        join_all((0..self.clients.len()).map(|i| self.call_metered(i, command))).await
     }
 
-    async fn timed(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
+    /// One command on one HAProxy, within its connection limit, timed into the
+    /// `haproxy_command` metrics.
+    async fn call_metered(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
         let client = &self.clients[index];
-        let _permit = self.limits[index].acquire().await;
+        let _permit = self.connection_limits[index].acquire().await;
         let started = Instant::now();
         let result = client.call(command.clone()).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -70,48 +69,46 @@ impl Fleet {
         result
     }
 
-    /// `show servers state` and `show stat` from every HAProxy, each in one round trip.
+    /// `show servers state` and `show stat` from every HAProxy, each in one round trip (measured
+    /// as one `show_servers_state` command).
     pub async fn snapshots(&self) -> Vec<Result<Snapshot, HaproxyError>> {
         let commands = [Command::ShowServersState(None), Command::ShowStat];
-        join_all(
-            self.clients
-                .iter()
-                .zip(self.limits.iter())
-                .map(|(client, limit)| async {
-                    let _permit = limit.acquire().await;
-                    let started = Instant::now();
-                    let result = client.batch(&commands).await;
-                    let outcome = if result.is_ok() { "ok" } else { "error" };
-                    self.metrics
-                        .haproxy_command("show_servers_state", outcome, started.elapsed());
-                    let mut snapshot = Snapshot::default();
-                    for reply in result? {
-                        match reply? {
-                            Reply::ServersState(states) => snapshot.states = states,
-                            Reply::Stat(stats) => snapshot.stats = stats,
-                            _ => {}
-                        }
+        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
+            |(client, limit)| async {
+                let _permit = limit.acquire().await;
+                let started = Instant::now();
+                let result = client.batch(&commands).await;
+                let outcome = if result.is_ok() { "ok" } else { "error" };
+                self.metrics
+                    .haproxy_command(commands[0].verb(), outcome, started.elapsed());
+                let mut snapshot = Snapshot::default();
+                for reply in result? {
+                    match reply? {
+                        Reply::ServersState(states) => snapshot.states = states,
+                        Reply::Stat(stats) => snapshot.stats = stats,
+                        _ => {}
                     }
-                    Ok(snapshot)
-                }),
-        )
+                }
+                Ok(snapshot)
+            },
+        ))
         .await
     }
 
+    /// `show info` from every HAProxy: a changed pid or a smaller uptime means a reload or a
+    /// restart, which lost our runtime changes.
     pub async fn infos(&self) -> Vec<Result<Info, HaproxyError>> {
-        join_all(
-            self.clients
-                .iter()
-                .zip(self.limits.iter())
-                .map(|(client, limit)| async {
-                    let _permit = limit.acquire().await;
-                    client.show_info().await
-                }),
-        )
+        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
+            |(client, limit)| async {
+                let _permit = limit.acquire().await;
+                client.show_info().await
+            },
+        ))
         .await
     }
 
-    /// `show servers state <backend>` on every HAProxy, merged for one server.
+    /// `show servers state <backend>` on every HAProxy, merged for one server; `None` when no
+    /// HAProxy has it (a backend one HAProxy lacks is not an error).
     pub async fn observe(&self, server: &ServerId) -> Result<Option<Observed>, HaproxyError> {
         let command = Command::ShowServersState(Some(server.backend.clone()));
         let mut states = Vec::new();
@@ -130,16 +127,10 @@ impl Fleet {
 
     /// The `show stat` rows of one backend's servers, from every HAProxy.
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
-        let command = Command::Raw(format!("show stat {backend} 4 -1"));
+        let command = Command::ShowStatServers(backend.to_string());
         let mut rows = Vec::new();
         for result in self.apply(&command).await {
-            if let Reply::Raw(text) = result? {
-                let parsed = parse_stat(&text).map_err(|source| {
-                    HaproxyError::Command(crate::haproxy::CommandError::UnexpectedReply {
-                        command: command.to_string(),
-                        source,
-                    })
-                })?;
+            if let Reply::Stat(parsed) = result? {
                 rows.extend(parsed);
             }
         }
@@ -160,23 +151,8 @@ impl Fleet {
     pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
         let rows = self.backend_stats(&server.backend).await?;
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
-        Ok(!mine.is_empty() && mine.iter().all(|r| check_row_passed(r)))
+        Ok(!mine.is_empty() && mine.iter().all(|r| r.check_passed()))
     }
-}
-
-/// Leaving MAINT sets the health counter to `rise` ("DRAIN 1/2"); one passing check raises it to
-/// `rise + fall - 1`. So "a check passed since" is an OK status with the counter at its top.
-pub fn check_row_passed(row: &StatRow) -> bool {
-    let status = row.check_status.trim_start_matches("* ");
-    if row.check_status.is_empty() {
-        return true;
-    }
-    let ok = matches!(status, "L4OK" | "L6OK" | "L7OK" | "L7OKC");
-    let top = match (row.check_health, row.check_rise, row.check_fall) {
-        (Some(h), Some(r), Some(f)) => h >= r + f.saturating_sub(1),
-        _ => true,
-    };
-    ok && top
 }
 
 /// Merges one server's state across HAProxies: the least-out state wins, so one HAProxy that
@@ -203,7 +179,7 @@ pub fn merge(states: &[ServerState]) -> Option<Observed> {
         initial_weight: first.initial_weight,
         addr: if all_agree { addr } else { None },
         port: first.port,
-        checks_enabled: states.iter().any(|s| s.check_state & CHECK_CONFIGURED != 0),
+        checks_enabled: states.iter().any(ServerState::checks_configured),
     })
 }
 

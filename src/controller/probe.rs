@@ -11,25 +11,25 @@ use tokio::net::TcpStream;
 
 use crate::docker::{DockerClient, HealthStatus};
 
+/// One probe's limit: a probe that hangs counts as "not yet", and the caller probes again.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// What the gate checks for one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
     /// Wait for Docker to report `healthy`.
-    DockerHealth {
-        container_id: String,
-    },
+    DockerHealth { container_id: String },
+    /// The address accepts a TCP connection.
     Tcp(SocketAddr),
-    Http {
-        addr: SocketAddr,
-        path: String,
-    },
+    /// `GET path` on the address answers 2xx or 3xx.
+    Http { addr: SocketAddr, path: String },
     /// No address to probe (e.g. host networking): trust that it started.
     None,
 }
 
 impl Gate {
+    /// Docker's health check when the container has one; else HTTP when a health path is
+    /// configured, else TCP; nothing to probe without an address and a port.
     pub fn for_container(
         container_id: &str,
         has_healthcheck: bool,
@@ -52,7 +52,8 @@ impl Gate {
         }
     }
 
-    /// One probe; errors count as "not yet".
+    /// One probe; errors and timeouts count as "not yet". Docker health also needs the
+    /// container to be running.
     pub async fn probe(&self, docker: &DockerClient) -> bool {
         match self {
             Gate::None => true,
@@ -74,6 +75,7 @@ impl Gate {
     }
 }
 
+/// An HTTP/1.0 GET: true when the status line says 2xx or 3xx.
 async fn http_ok(addr: SocketAddr, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr).await else {
         return false;

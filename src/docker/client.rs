@@ -1,12 +1,12 @@
-//! [`DockerClient`]: list, inspect and a few lifecycle calls over bollard.
+//! [`DockerClient`]: connect, ping, list, inspect, stop and start over bollard (recreating a
+//! container is in [`super::recreate`], the event stream in [`super::events`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
-    StopContainerOptions,
+    InspectContainerOptions, ListContainersOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::stream::{self, StreamExt};
@@ -31,11 +31,10 @@ const INSPECT_CONCURRENCY: usize = 8;
 /// A cheap-to-clone handle on one Docker engine.
 #[derive(Clone)]
 pub struct DockerClient {
-    docker: Docker,
+    pub(super) docker: Docker,
     endpoint: Arc<str>,
-    /// Container ID → stop signal. `Config.StopSignal` cannot change during a container's life,
-    /// and the list endpoint does not report it, so each container is inspected once.
-    /// What inspect knows and the list lacks: the stop signal and the stop timeout, by ID.
+    /// Container ID → stop signal and stop timeout: inspect has them, the list does not, and
+    /// neither can change during a container's life, so each container is inspected once.
     stop_settings: Arc<Mutex<HashMap<String, StopSettings>>>,
     pub(crate) counters: Arc<WatchCounters>,
 }
@@ -101,11 +100,6 @@ impl DockerClient {
     /// The endpoint this client talks to, for log lines.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-
-    /// The underlying bollard client, for calls this wrapper does not cover (e.g. recreate).
-    pub fn bollard(&self) -> &Docker {
-        &self.docker
     }
 
     pub(crate) fn error(
@@ -203,18 +197,16 @@ impl DockerClient {
         Ok(info)
     }
 
-    /// `docker stop -t <timeout>`: the stop signal, then SIGKILL after `timeout`.
-    pub async fn stop(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
-        let secs = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+    /// `docker stop`: the stop signal, then SIGKILL after `timeout`, or after the container's
+    /// own stop timeout (`--stop-timeout`, else 10 s) when `None`.
+    pub async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<(), DockerError> {
         let options = StopContainerOptions {
-            t: Some(secs),
+            t: timeout.map(|t| i32::try_from(t.as_secs()).unwrap_or(i32::MAX)),
             signal: None,
         };
-        // The request lasts up to `timeout`; give it that on top of the usual header wait.
-        let docker = self
-            .docker
-            .clone()
-            .with_timeout(timeout + Duration::from_secs(REQUEST_TIMEOUT_SECS));
+        // The request lasts up to the stop timeout; give it that on top of the usual header wait.
+        let wait = timeout.unwrap_or_default() + Duration::from_secs(REQUEST_TIMEOUT_SECS);
+        let docker = self.docker.clone().with_timeout(wait);
         docker
             .stop_container(id, Some(options))
             .await
@@ -227,40 +219,6 @@ impl DockerClient {
             .start_container(id, None::<StartContainerOptions>)
             .await
             .map_err(|err| self.error(format!("start container {id:?}"), err))
-    }
-
-    /// `docker rm [-f]`. Removing a container that is already gone is not an error.
-    pub async fn remove(&self, id: &str, force: bool) -> Result<(), DockerError> {
-        let options = RemoveContainerOptions {
-            force,
-            ..Default::default()
-        };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err = self.error(format!("remove container {id:?}"), err);
-                if err.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
-    }
-
-    /// Whether the engine has this image locally (`GET /images/{name}/json`).
-    pub async fn image_exists(&self, name: &str) -> Result<bool, DockerError> {
-        match self.docker.inspect_image(name).await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let err = self.error(format!("inspect image {name:?}"), err);
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
     }
 
     fn cached_stop_settings(&self, id: &str) -> Option<StopSettings> {

@@ -1,4 +1,5 @@
-//! Pure conversions from bollard's API models to our types. No I/O; never panics on odd input.
+//! Pure conversions from bollard's container models to [`ContainerInfo`]. No I/O; never panics
+//! on odd input. Events are converted in [`super::event_convert`], signals in [`super::signal`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -6,94 +7,11 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, EndpointSettings, EventMessage, EventMessageTypeEnum,
-    HealthStatusEnum,
+    ContainerSummaryStateEnum, EndpointSettings, HealthStatusEnum,
 };
 
-use super::types::{ContainerEvent, ContainerInfo, EventAction, HealthStatus};
-
-/// SIGTERM: what Docker sends on `docker stop` when no stop signal is configured.
-pub const DEFAULT_STOP_SIGNAL: i32 = 15;
-
-/// Linux signal numbers by name (x86_64/arm64 numbering, which is what Docker engines run on).
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("IOT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("POLL", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
-const SIGRTMIN: i32 = 34;
-const SIGRTMAX: i32 = 64;
-
-/// Parses a signal the way Docker accepts it: `"SIGUSR1"`, `"USR1"`, `"sigusr1"`, `"10"`,
-/// `"SIGRTMIN+3"`. `None` for anything else.
-pub fn parse_signal(text: &str) -> Option<i32> {
-    let text = text.trim();
-    if let Ok(number) = text.parse::<i32>() {
-        return (1..=SIGRTMAX).contains(&number).then_some(number);
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some((_, number)) = SIGNALS.iter().find(|(known, _)| *known == name) {
-        return Some(*number);
-    }
-    let realtime = |base: i32, rest: &str| -> Option<i32> {
-        let offset = match rest {
-            "" => 0,
-            _ => rest.parse::<i32>().ok()?,
-        };
-        let number = base + offset;
-        (SIGRTMIN..=SIGRTMAX).contains(&number).then_some(number)
-    };
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        return realtime(SIGRTMIN, rest.strip_prefix('+').unwrap_or(rest));
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        return match rest.strip_prefix('-') {
-            Some(down) => realtime(SIGRTMAX, &format!("-{down}")),
-            None if rest.is_empty() => Some(SIGRTMAX),
-            None => None,
-        };
-    }
-    None
-}
-
-/// `Config.StopSignal` as a number: missing, empty or unparsable means Docker's default, SIGTERM.
-pub fn parse_stop_signal(config_value: Option<&str>) -> i32 {
-    config_value
-        .filter(|text| !text.trim().is_empty())
-        .and_then(parse_signal)
-        .unwrap_or(DEFAULT_STOP_SIGNAL)
-}
+use super::signal::parse_stop_signal;
+use super::types::{ContainerInfo, HealthStatus};
 
 /// Health from the `Status` text of `GET /containers/json` (API 1.41 has no `Health` field there):
 /// `"Up 3 seconds (healthy)"`, `"Up 1 second (health: starting)"`, `"Up 2 minutes (unhealthy)"`.
@@ -132,7 +50,8 @@ fn networks_from(endpoints: Option<&HashMap<String, EndpointSettings>>) -> Vec<(
     networks
 }
 
-fn strip_slash(name: &str) -> String {
+/// Docker names containers `/name`; we, like the CLI, say `name`.
+pub(super) fn strip_slash(name: &str) -> String {
     name.strip_prefix('/').unwrap_or(name).to_string()
 }
 
@@ -212,72 +131,26 @@ pub fn parse_docker_time(text: &str) -> Option<i64> {
     i64::try_from(since.as_nanos()).ok().filter(|n| *n > 0)
 }
 
-/// The `Action` string of a container event as an [`EventAction`].
-///
-/// `kill` without a parsable `signal` attribute gets signal 0, which no caller treats as
-/// terminating: the `die` that follows a real kill is the safety net.
-pub fn event_action(action: &str, attributes: &HashMap<String, String>) -> EventAction {
-    match action {
-        "kill" => EventAction::Kill {
-            signal: attributes
-                .get("signal")
-                .and_then(|signal| parse_signal(signal))
-                .unwrap_or(0),
-        },
-        "die" => EventAction::Die {
-            exit_code: attributes
-                .get("exitCode")
-                .and_then(|code| code.trim().parse::<i32>().ok()),
-        },
-        "stop" => EventAction::Stop,
-        "start" => EventAction::Start,
-        "restart" => EventAction::Restart,
-        "destroy" => EventAction::Destroy,
-        "pause" => EventAction::Pause,
-        "unpause" => EventAction::Unpause,
-        "health_status: healthy" => EventAction::Healthy,
-        "health_status: unhealthy" => EventAction::Unhealthy,
-        other => EventAction::Other(other.to_string()),
-    }
-}
-
-/// A raw event as a [`ContainerEvent`]; `None` for non-container events and events without an
-/// actor ID or action (nothing could act on them).
-pub fn container_event(message: EventMessage) -> Option<ContainerEvent> {
-    if message.typ != Some(EventMessageTypeEnum::CONTAINER) {
-        return None;
-    }
-    let action = message.action.filter(|action| !action.is_empty())?;
-    let actor = message.actor?;
-    let id = actor.id.filter(|id| !id.is_empty())?;
-    let attributes = actor.attributes.unwrap_or_default();
-    let time_nano = message
-        .time_nano
-        .or_else(|| {
-            message
-                .time
-                .and_then(|secs| secs.checked_mul(1_000_000_000))
-        })
-        .unwrap_or(0);
-    Some(ContainerEvent {
-        name: attributes
-            .get("name")
-            .map(|name| strip_slash(name))
-            .unwrap_or_default(),
-        action: event_action(&action, &attributes),
-        id,
-        attributes,
-        time_nano,
-    })
-}
-
-/// `timeNano` as the `since` query value the events endpoint accepts: `"secs.nanos"`.
-pub fn since_param(time_nano: i64) -> String {
-    let secs = time_nano.div_euclid(1_000_000_000);
-    let nanos = time_nano.rem_euclid(1_000_000_000);
-    format!("{secs}.{nanos:09}")
-}
-
 #[cfg(test)]
-#[path = "convert_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_from_the_list_status_text() {
+        let cases = [
+            ("Up 3 seconds (healthy)", Some(HealthStatus::Healthy)),
+            ("Up 2 minutes (unhealthy)", Some(HealthStatus::Unhealthy)),
+            (
+                "Up 1 second (health: starting)",
+                Some(HealthStatus::Starting),
+            ),
+            ("Up 5 seconds", None),
+            ("Up 5 seconds (Paused)", None),
+            ("Exited (0) 3 seconds ago", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(health_from_status_text(text), expected, "status {text:?}");
+        }
+    }
+}

@@ -65,6 +65,27 @@ pub enum DockerError {
         #[source]
         source: BollardError,
     },
+
+    #[error("container {name} does not exist")]
+    ContainerNotFound { name: String },
+
+    #[error("image {image} is not present on this host; build or load it first, or pass --pull")]
+    ImageMissing { image: String },
+
+    #[error("pulling image {image} failed: {message}")]
+    Pull { image: String, message: String },
+
+    #[error("docker inspect {name} shows no {missing}; cannot tell what to recreate")]
+    Incomplete { name: String, missing: &'static str },
+
+    #[error("creating {name} from image {image} failed: {message}; {restore}")]
+    Recreate {
+        name: String,
+        image: String,
+        message: String,
+        /// What became of the old container (recreated and started, or not).
+        restore: String,
+    },
 }
 
 impl DockerError {
@@ -108,7 +129,12 @@ impl DockerError {
 
     /// HTTP 404 from the daemon: no such container (or image).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, DockerError::Api { status: 404, .. })
+        matches!(
+            self,
+            DockerError::Api { status: 404, .. }
+                | DockerError::ContainerNotFound { .. }
+                | DockerError::ImageMissing { .. }
+        )
     }
 
     /// HTTP 403: the socket (proxy) does not grant this operation.

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::client::DockerClient;
-use super::convert::{container_event, since_param};
+use super::event_convert::{container_event, since_param};
 use super::types::{ContainerEvent, WatchItem};
 use super::watch_log::{
     EngineUnreachable, EventIgnored, EventReceived, ReplayedDuplicate, StreamBroken,
@@ -192,7 +192,7 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
         let first_subscription = cursor.last_time_nano.is_none();
         let since = *cursor.last_time_nano.get_or_insert_with(now_nanos);
         let replayed_since = (!first_subscription).then_some(since);
-        let stream = client.bollard().events(Some(events_options(since)));
+        let stream = client.docker.events(Some(events_options(since)));
         cursor.replaying = !first_subscription;
         StreamConnected {
             endpoint: &endpoint,

@@ -1,8 +1,11 @@
 //! The only module that talks to the Docker engine (through bollard).
 //!
-//! - [`client`] — [`DockerClient`]: connect, ping, list, inspect, stop/start/remove.
+//! - [`client`] — [`DockerClient`]: connect, ping, list, inspect, stop/start.
 //! - [`events`] — [`DockerClient::watch`]: the event stream with reconnect, backoff and replay.
-//! - [`convert`] — pure bollard-model → [`types`] conversions (signals, health, events).
+//! - [`convert`], [`event_convert`], [`signal`] — pure bollard-model → [`types`] conversions:
+//!   containers (health, networks), events, signal names.
+//! - [`recreate`] — [`DockerClient::recreate`] and the preflight checks of a roll (container and
+//!   image exist, pull); [`plan`] — the pure part: what to create the container again with.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -11,15 +14,18 @@ pub mod backoff;
 pub mod client;
 pub mod convert;
 pub mod error;
+pub mod event_convert;
 pub mod events;
 pub mod permissions;
+pub mod plan;
 pub mod recreate;
+pub mod signal;
 pub mod types;
 pub mod watch_log;
 
 pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
-pub use convert::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
 pub use error::DockerError;
 pub use events::WATCHED_ACTIONS;
+pub use signal::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
 pub use types::*;
 pub use watch_log::WatchStats;

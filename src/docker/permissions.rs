@@ -109,7 +109,7 @@ impl DockerClient {
     }
 
     async fn probe(&self, permission: Permission) -> Access {
-        let docker = self.bollard();
+        let docker = &self.docker;
         let result = match permission {
             Permission::List => {
                 let options = ListContainersOptionsBuilder::default().limit(1).build();

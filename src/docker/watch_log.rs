@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::duration;
+
 /// Counters behind [`WatchStats`], shared by every watcher of one client.
 #[derive(Debug, Default)]
 pub struct WatchCounters {
@@ -49,10 +51,6 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 pub struct StreamConnected<'a> {
     pub endpoint: &'a str,
     pub replayed_since: Option<i64>,
@@ -76,7 +74,7 @@ impl EngineUnreachable<'_> {
     pub fn emit(&self, counters: &WatchCounters) {
         bump(&counters.connect_failures);
         tracing::warn!(endpoint = %self.endpoint, error = %self.error,
-            retry_in_ms = millis(self.retry_in), "docker engine not reachable, retrying");
+            retry_in_ms = duration::millis(self.retry_in), "docker engine not reachable, retrying");
     }
 }
 
@@ -91,7 +89,7 @@ impl StreamBroken<'_> {
     pub fn emit(&self, counters: &WatchCounters) {
         bump(&counters.disconnects);
         tracing::warn!(endpoint = %self.endpoint, error = %self.error,
-            lived_ms = millis(self.lived), retry_in_ms = millis(self.retry_in),
+            lived_ms = duration::millis(self.lived), retry_in_ms = duration::millis(self.retry_in),
             "docker event stream broken, reconnecting");
     }
 }

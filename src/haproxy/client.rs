@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::addr::HaproxyAddr;
-use super::command::{Command, Reply};
+use super::command::Command;
 use super::error::{CommandError, HaproxyError, ParseError};
+use super::reply::Reply;
 use super::transport;
 use super::types::{
     AdminState, AgentState, Health, Info, ServerId, ServerState, StatRow, Weight, WeightSpec,

@@ -1,17 +1,11 @@
-//! Typed runtime API commands: how each renders to a line and how its reply is classified.
-//!
-//! Classification is against the exact texts HAProxy 2.6 prints (see the reference notes):
-//! most `set` commands answer an empty line on success, but `set server … addr`, `add server` and
-//! `del server` answer text on success too, so "non-empty means error" would be wrong.
+//! Typed runtime API commands and how each renders to a line; [`super::reply`] classifies what
+//! HAProxy answers.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use super::error::CommandError;
-use super::parse;
-use super::types::{
-    AdminState, AgentState, Health, Info, ServerId, ServerState, StatRow, Weight, WeightSpec,
-};
+use super::types::{AdminState, AgentState, Health, ServerId, WeightSpec};
 
 /// HAProxy closes the connection without a word on lines longer than its 16 KB buffer.
 pub const MAX_LINE_BYTES: usize = 16_000;
@@ -22,6 +16,8 @@ pub enum Command {
     ShowInfo,
     /// `show stat`: every row (frontends, backends, servers).
     ShowStat,
+    /// `show stat <backend> 4 -1`: the server rows of one backend (type 4 = servers, -1 = all).
+    ShowStatServers(String),
     ShowServersState(Option<String>),
     ShowBackends,
     GetWeight(ServerId),
@@ -51,30 +47,6 @@ pub enum Command {
     Raw(String),
 }
 
-/// A successful reply, typed by command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The command succeeded and printed nothing.
-    Done,
-    /// The command succeeded and HAProxy said something (`IP changed from …`, `Server deleted.`).
-    Message(String),
-    Info(Info),
-    Stat(Vec<StatRow>),
-    ServersState(Vec<ServerState>),
-    Weight(Weight),
-    Backends(Vec<String>),
-    /// The reply text of a [`Command::Raw`].
-    Raw(String),
-}
-
-/// One reply as cut out of the stream by the transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawReply {
-    pub text: String,
-    /// False when HAProxy closed the connection instead of printing the next prompt.
-    pub terminated: bool,
-}
-
 impl Command {
     /// Every [`Command::verb`], for metrics that are created at 0 before the first command.
     pub const VERBS: &'static [&'static str] = &[
@@ -100,7 +72,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::ShowInfo => "show_info",
-            Command::ShowStat => "show_stat",
+            Command::ShowStat | Command::ShowStatServers(_) => "show_stat",
             Command::ShowServersState(_) => "show_servers_state",
             Command::ShowBackends => "show_backends",
             Command::GetWeight(_) => "get_weight",
@@ -115,7 +87,6 @@ impl Command {
             Command::EnableHealth(_) => "enable_health",
             Command::DisableHealth(_) => "disable_health",
             Command::Reload => "reload",
-            Command::Raw(text) if text.starts_with("show stat") => "show_stat",
             Command::Raw(_) => "other",
         }
     }
@@ -130,7 +101,9 @@ impl Command {
     pub fn render(&self) -> Result<String, CommandError> {
         let line = self.to_string();
         let (names, words): (Vec<&str>, Vec<&str>) = match self {
-            Command::ShowServersState(Some(backend)) => (vec![backend.as_str()], vec![]),
+            Command::ShowServersState(Some(backend)) | Command::ShowStatServers(backend) => {
+                (vec![backend.as_str()], vec![])
+            }
             Command::GetWeight(id)
             | Command::SetWeight(id, _)
             | Command::SetState(id, _)
@@ -170,54 +143,6 @@ impl Command {
         }
         Ok(line)
     }
-
-    /// Turns HAProxy's reply into a typed result. `addr` only names the socket in messages.
-    pub fn classify(&self, reply: &RawReply, addr: &str) -> Result<Reply, CommandError> {
-        let command = self.to_string();
-        let text = reply.text.trim_end();
-        if let Command::Raw(_) = self {
-            return match reply.terminated || !text.is_empty() {
-                true => Ok(Reply::Raw(reply.text.clone())),
-                false => Err(CommandError::NoReply { command }),
-            };
-        }
-        if !reply.terminated && text.is_empty() && !matches!(self, Command::Reload) {
-            return Err(CommandError::NoReply { command });
-        }
-        if let Some(error) = known_error(&command, text, addr) {
-            return Err(error);
-        }
-        let parsed = |result: Result<Reply, super::error::ParseError>| {
-            result.map_err(|source| CommandError::UnexpectedReply {
-                command: command.clone(),
-                source,
-            })
-        };
-        match self {
-            Command::ShowInfo => parsed(parse::parse_info(text).map(Reply::Info)),
-            Command::ShowStat => parsed(parse::parse_stat(text).map(Reply::Stat)),
-            Command::ShowServersState(_) => {
-                parsed(parse::parse_servers_state(text).map(Reply::ServersState))
-            }
-            Command::ShowBackends => Ok(Reply::Backends(parse::parse_backends(text))),
-            Command::GetWeight(_) => parsed(parse::parse_weight(text).map(Reply::Weight)),
-            Command::SetAddr { .. } => classify_set_addr(command, text),
-            Command::AddServer { .. } => expect_message(command, text, "New server registered."),
-            Command::DelServer(_) => expect_message(command, text, "Server deleted."),
-            Command::Raw(_) => Ok(Reply::Raw(reply.text.clone())),
-            Command::Reload
-            | Command::SetWeight(..)
-            | Command::SetState(..)
-            | Command::SetHealth(..)
-            | Command::SetAgent(..)
-            | Command::ShutdownSessions(_)
-            | Command::EnableHealth(_)
-            | Command::DisableHealth(_) => match text.is_empty() {
-                true => Ok(Reply::Done),
-                false => Err(rejected(command, text)),
-            },
-        }
-    }
 }
 
 impl fmt::Display for Command {
@@ -225,6 +150,7 @@ impl fmt::Display for Command {
         match self {
             Command::ShowInfo => f.write_str("show info"),
             Command::ShowStat => f.write_str("show stat"),
+            Command::ShowStatServers(backend) => write!(f, "show stat {backend} 4 -1"),
             Command::ShowServersState(None) => f.write_str("show servers state"),
             Command::ShowServersState(Some(backend)) => write!(f, "show servers state {backend}"),
             Command::ShowBackends => f.write_str("show backend"),
@@ -274,82 +200,129 @@ fn not_sent(command: &str, reason: &str) -> CommandError {
     }
 }
 
-fn rejected(command: String, text: &str) -> CommandError {
-    CommandError::Rejected {
-        command,
-        message: text.trim().to_string(),
-    }
-}
-
-/// Errors that mean the same thing whatever the command.
-fn known_error(command: &str, text: &str, addr: &str) -> Option<CommandError> {
-    let command = command.to_string();
-    let message = text.trim().to_string();
-    Some(match message.as_str() {
-        "Permission denied" => CommandError::PermissionDenied {
-            command,
-            addr: addr.to_string(),
-        },
-        "No such backend." | "Can't find backend." => CommandError::NoSuchBackend { command },
-        "No such server." => CommandError::NoSuchServer { command },
-        "Already exists a server with the same name in backend." => {
-            CommandError::AlreadyExists { command }
-        }
-        "Only servers in maintenance mode can be deleted." => {
-            CommandError::NotInMaintenance { command }
-        }
-        "Server still has connections attached to it, cannot remove it." => {
-            CommandError::StillHasConnections { command }
-        }
-        m if m.starts_with("Unknown command") => CommandError::UnknownCommand { command },
-        m if m.starts_with("Can't find the target PID") => {
-            CommandError::NoSuchWorker { command, message }
-        }
-        m if m.starts_with("Backend is using a static LB algorithm")
-            || m.starts_with("Backend must use a dynamic load balancing") =>
-        {
-            CommandError::StaticAlgorithm { command, message }
-        }
-        m if m.starts_with("Require ")
-            || m.starts_with("Absolute weight can only be")
-            || m.contains("weight string")
-            || m.starts_with("'set server <srv>")
-            || m.starts_with("usage:")
-            || m.starts_with("unknown keyword")
-            || m.starts_with("'server' expects")
-            || m.contains("is not accepted for dynamic server") =>
-        {
-            CommandError::InvalidArgument { command, message }
-        }
-        _ => return None,
-    })
-}
-
-/// `set server … addr` succeeds with "IP changed from …" or "no need to change the addr…";
-/// a failure to convert either part is reported in the same sentence.
-fn classify_set_addr(command: String, text: &str) -> Result<Reply, CommandError> {
-    let success = (text.starts_with("IP changed from") || text.starts_with("no need to change"))
-        && !text.contains("problem")
-        && !text.contains("Invalid");
-    match success {
-        true => Ok(Reply::Message(text.to_string())),
-        false => Err(match text.starts_with("Invalid addr") {
-            true => CommandError::InvalidArgument {
-                command,
-                message: text.to_string(),
-            },
-            false => rejected(command, text),
-        }),
-    }
-}
-
-fn expect_message(command: String, text: &str, success: &str) -> Result<Reply, CommandError> {
-    match text.trim() == success {
-        true => Ok(Reply::Message(success.to_string())),
-        false => Err(rejected(command, text)),
-    }
-}
-
+/// Rendering on the exact texts of HAProxy 2.6.
 #[cfg(test)]
-#[path = "command_tests.rs"]
-mod tests;
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::haproxy::types::{AdminState, Health, ServerId, WeightSpec};
+
+    fn web1() -> ServerId {
+        ServerId::new("be", "web1")
+    }
+
+    #[test]
+    fn commands_render_as_haproxy_expects() {
+        let v6: IpAddr = "::1".parse().unwrap();
+        let cases = [
+            (
+                Command::SetWeight(web1(), WeightSpec::Percent(50)),
+                "set weight be/web1 50%",
+            ),
+            (
+                Command::SetState(web1(), AdminState::Drain),
+                "set server be/web1 state drain",
+            ),
+            (
+                Command::SetAddr {
+                    server: web1(),
+                    ip: v6,
+                    port: Some(8080),
+                },
+                "set server be/web1 addr ::1 port 8080",
+            ),
+            (
+                Command::SetAddr {
+                    server: web1(),
+                    ip: "10.0.0.1".parse().unwrap(),
+                    port: None,
+                },
+                "set server be/web1 addr 10.0.0.1",
+            ),
+            (
+                Command::SetHealth(web1(), Health::Stopping),
+                "set server be/web1 health stopping",
+            ),
+            (
+                Command::ShutdownSessions(web1()),
+                "shutdown sessions server be/web1",
+            ),
+            (
+                Command::AddServer {
+                    server: web1(),
+                    addr: "10.0.0.1:80".into(),
+                    options: vec!["weight".into(), "5".into()],
+                },
+                "add server be/web1 10.0.0.1:80 weight 5",
+            ),
+            (
+                Command::ShowServersState(Some("be".into())),
+                "show servers state be",
+            ),
+            (Command::DisableHealth(web1()), "disable health be/web1"),
+        ];
+        for (command, line) in cases {
+            assert_eq!(command.render().unwrap(), line);
+        }
+    }
+
+    #[test]
+    fn unsafe_arguments_are_never_sent() {
+        let bad = [
+            Command::GetWeight(ServerId::new("be", "a;b")),
+            Command::GetWeight(ServerId::new("be x", "a")),
+            Command::GetWeight(ServerId::new("", "a")),
+            Command::DelServer(ServerId::new("be", "a\nshow info")),
+            Command::AddServer {
+                server: web1(),
+                addr: "1.2.3.4:80".into(),
+                options: vec!["check;".into()],
+            },
+            Command::Raw("show info\nshow stat".into()),
+            Command::Raw("x".repeat(MAX_LINE_BYTES)),
+        ];
+        for command in bad {
+            assert!(
+                matches!(command.render(), Err(CommandError::NotSent { .. })),
+                "{command:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_verb_is_listed_for_the_metrics() {
+        use crate::haproxy::types::AgentState;
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let commands = [
+            Command::ShowInfo,
+            Command::ShowStat,
+            Command::ShowServersState(None),
+            Command::ShowBackends,
+            Command::GetWeight(web1()),
+            Command::SetWeight(web1(), WeightSpec::Absolute(1)),
+            Command::SetState(web1(), AdminState::Ready),
+            Command::SetAddr {
+                server: web1(),
+                ip,
+                port: None,
+            },
+            Command::SetHealth(web1(), Health::Up),
+            Command::SetAgent(web1(), AgentState::Up),
+            Command::ShutdownSessions(web1()),
+            Command::AddServer {
+                server: web1(),
+                addr: "10.0.0.1:80".into(),
+                options: vec![],
+            },
+            Command::DelServer(web1()),
+            Command::EnableHealth(web1()),
+            Command::DisableHealth(web1()),
+            Command::Reload,
+        ];
+        let verbs: Vec<&str> = commands.iter().map(Command::verb).collect();
+        assert_eq!(verbs, Command::VERBS);
+        // One backend's rows are still `show stat` for the metrics.
+        assert_eq!(Command::ShowStatServers("web".into()).verb(), "show_stat");
+    }
+}

@@ -1,22 +1,27 @@
 //! The only module that talks to HAProxy's runtime API.
 //!
 //! - [`addr`]: `unix://` / `tcp://` URLs, master CLI worker targets.
-//! - [`command`]: typed commands, how each renders and how its reply is classified.
-//! - [`parse`]: pure reply parsers (`show stat`, `show servers state`, `show info`, …).
+//! - [`check`]: health-check facts (configured, passed since MAINT) read from replies.
+//! - [`command`]: typed commands and how each renders; [`reply`]: how a reply is classified.
+//! - [`stat`], [`parse`]: pure reply parsers (`show stat`; `show servers state`, `show info`, …).
 //! - [`transport`]: one connection per call, prompt-mode framing, size bound.
 //! - [`client`]: [`Client`], the typed calls and pipelined batches.
 //! - [`error`]: [`HaproxyError`] (the conversation failed) and [`CommandError`] (HAProxy refused).
 
 pub mod addr;
+pub mod check;
 pub mod client;
 pub mod command;
 pub mod error;
 pub mod parse;
+pub mod reply;
+pub mod stat;
 pub mod transport;
 pub mod types;
 
 pub use addr::{Endpoint, HaproxyAddr, WorkerTarget};
 pub use client::{Client, DEFAULT_MAX_REPLY_BYTES, DEFAULT_TIMEOUT};
-pub use command::{Command, RawReply, Reply};
+pub use command::Command;
 pub use error::{AddrError, CommandError, HaproxyError, ParseError};
+pub use reply::{RawReply, Reply};
 pub use types::*;

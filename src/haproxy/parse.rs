@@ -1,12 +1,11 @@
-//! Pure parsers for runtime API replies. They never panic: anything unexpected is a
-//! [`ParseError`] or, for free-form fields, kept verbatim.
+//! Pure parsers for runtime API replies other than `show stat` ([`super::stat`]): `show info`,
+//! `get weight`, `show backend`, `show servers state`. They never panic: anything unexpected is
+//! a [`ParseError`].
 
 use std::collections::HashMap;
 
 use super::error::ParseError;
-use super::types::{
-    AdminFlags, Info, OpState, RowKind, ServerId, ServerState, ServerStatus, StatRow, Weight,
-};
+use super::types::{AdminFlags, Info, OpState, ServerId, ServerState, Weight};
 
 /// `show info`: `Key: value` lines; `Pid`, `Uptime_sec` and `Version` are required.
 pub fn parse_info(text: &str) -> Result<Info, ParseError> {
@@ -60,149 +59,6 @@ pub fn parse_backends(text: &str) -> Vec<String> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(str::to_string)
         .collect()
-}
-
-impl ServerStatus {
-    /// The `status` column of `show stat`; unknown texts are kept as [`ServerStatus::Other`].
-    pub fn parse(text: &str) -> ServerStatus {
-        let text = text.trim();
-        if let Some(base) = simple_status(text) {
-            return base;
-        }
-        // `UP 1/3`, `DOWN 1/2`, `NOLB 1/2`: a base state with a health counter in transition.
-        if let Some((base, counter)) = text.split_once(' ') {
-            if let (Some(base), Some((current, needed))) =
-                (simple_status(base), counter.split_once('/'))
-            {
-                if let (Ok(current), Ok(needed)) = (current.parse(), needed.parse()) {
-                    return ServerStatus::Transition {
-                        base: Box::new(base),
-                        current,
-                        needed,
-                    };
-                }
-            }
-        }
-        ServerStatus::Other(text.to_string())
-    }
-
-    /// True for the states in which HAProxy may send new traffic to the server.
-    pub fn is_up(&self) -> bool {
-        match self {
-            ServerStatus::Up | ServerStatus::NoCheck => true,
-            ServerStatus::Transition { base, .. } => **base == ServerStatus::Up,
-            _ => false,
-        }
-    }
-}
-
-fn simple_status(text: &str) -> Option<ServerStatus> {
-    Some(match text {
-        "UP" => ServerStatus::Up,
-        "DOWN" => ServerStatus::Down,
-        "MAINT" => ServerStatus::Maint,
-        "DRAIN" => ServerStatus::Drain,
-        "NOLB" => ServerStatus::Nolb,
-        "no check" => ServerStatus::NoCheck,
-        _ => return None,
-    })
-}
-
-/// `show stat` CSV: every row (frontends, backends, servers, listeners), columns found by header
-/// name so that HAProxy versions with more or fewer columns parse the same.
-pub fn parse_stat(text: &str) -> Result<Vec<StatRow>, ParseError> {
-    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header = lines
-        .next()
-        .and_then(|line| line.strip_prefix("# "))
-        .ok_or_else(|| ParseError::new("show stat", "no `# pxname,svname,…` header line"))?;
-    let columns: HashMap<&str, usize> = header
-        .split(',')
-        .enumerate()
-        .map(|(i, name)| (name, i))
-        .collect();
-    let column = |name: &'static str| {
-        columns
-            .get(name)
-            .copied()
-            .ok_or_else(|| ParseError::new("show stat", format!("no `{name}` column")))
-    };
-    let idx = StatColumns {
-        pxname: column("pxname")?,
-        svname: column("svname")?,
-        kind: column("type")?,
-        status: column("status")?,
-        weight: column("weight")?,
-        scur: column("scur")?,
-        qcur: column("qcur")?,
-        stot: column("stot")?,
-        check_status: column("check_status")?,
-        addr: column("addr")?,
-        uweight: columns.get("uweight").copied(),
-        check_health: columns.get("check_health").copied(),
-        check_rise: columns.get("check_rise").copied(),
-        check_fall: columns.get("check_fall").copied(),
-        lastchg: columns.get("lastchg").copied(),
-    };
-    lines
-        .enumerate()
-        .map(|(number, line)| stat_row(&idx, line, number + 2))
-        .collect()
-}
-
-struct StatColumns {
-    pxname: usize,
-    svname: usize,
-    kind: usize,
-    status: usize,
-    weight: usize,
-    scur: usize,
-    qcur: usize,
-    stot: usize,
-    check_status: usize,
-    addr: usize,
-    uweight: Option<usize>,
-    check_health: Option<usize>,
-    check_rise: Option<usize>,
-    check_fall: Option<usize>,
-    lastchg: Option<usize>,
-}
-
-fn stat_row(idx: &StatColumns, line: &str, line_number: usize) -> Result<StatRow, ParseError> {
-    let cells: Vec<&str> = line.split(',').collect();
-    let cell = |i: usize| cells.get(i).copied().unwrap_or("");
-    let optional = |i: Option<usize>| i.map(cell).and_then(|v| v.parse::<u32>().ok());
-    let kind = match cell(idx.kind) {
-        "0" => RowKind::Frontend,
-        "1" => RowKind::Backend,
-        "2" => RowKind::Server,
-        "3" => RowKind::Listener,
-        other => {
-            return Err(ParseError::new(
-                "show stat",
-                format!("line {line_number}: unknown type {other:?}"),
-            ))
-        }
-    };
-    let status_text = cell(idx.status).to_string();
-    Ok(StatRow {
-        proxy: cell(idx.pxname).to_string(),
-        name: cell(idx.svname).to_string(),
-        kind,
-        status: ServerStatus::parse(&status_text),
-        status_text,
-        weight: cell(idx.weight).parse().ok(),
-        user_weight: optional(idx.uweight),
-        sessions: cell(idx.scur).parse().unwrap_or(0),
-        queued: cell(idx.qcur).parse().unwrap_or(0),
-        total_sessions: cell(idx.stot).parse().unwrap_or(0),
-        check_status: cell(idx.check_status).to_string(),
-        check_health: optional(idx.check_health),
-        check_rise: optional(idx.check_rise),
-        check_fall: optional(idx.check_fall),
-        last_change: idx.lastchg.map(cell).and_then(|v| v.parse().ok()),
-        addr: cell(idx.addr).to_string(),
-    })
 }
 
 /// `show servers state [backend]`: format version `1`, a `# be_id be_name …` header, then one
@@ -303,6 +159,109 @@ pub fn parse_servers_state(text: &str) -> Result<Vec<ServerState>, ParseError> {
         .collect()
 }
 
+/// Parsers on replies captured from HAProxy 2.6.12, and property tests that no input panics.
 #[cfg(test)]
-#[path = "parse_tests.rs"]
-mod tests;
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::haproxy::stat::parse_stat;
+    use crate::haproxy::types::{AdminState, OpState, ServerStatus};
+
+    const SERVERS_STATE: &str = "1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+4 be 1 web1 172.18.0.2 2 0 100 100 24 15 3 3 6 0 0 0 - 8080 - 0 0 - - 0
+4 be 2 web2 172.18.0.3 2 8 100 100 0 15 3 3 6 0 0 0 - 8080 - 0 0 - - 0
+4 be 3 web3 172.18.0.4 0 1 100 100 0 15 3 0 14 0 0 0 - 8080 - 0 0 - - 0
+4 be 4 dyn7 - 0 1 1 1 0 1 0 0 2 0 0 0 web1.local 0 - 0 0 - - 0
+
+";
+
+    #[test]
+    fn servers_state_capture_parses_admin_bits_and_missing_addresses() {
+        let servers = parse_servers_state(SERVERS_STATE).unwrap();
+        assert_eq!(servers.len(), 4);
+        assert_eq!(servers[0].id.to_string(), "be/web1");
+        assert_eq!((servers[0].backend_id, servers[0].server_id), (4, 1));
+        assert_eq!(servers[0].port, Some(8080));
+        assert_eq!(servers[1].admin.as_admin_state(), AdminState::Drain);
+        assert_eq!(servers[2].admin.as_admin_state(), AdminState::Maint);
+        assert_eq!(servers[2].op_state, OpState::Stopped);
+        assert_eq!(servers[2].check_state, 14);
+        assert_eq!((servers[3].addr.as_str(), servers[3].port), ("", None));
+    }
+
+    #[test]
+    fn servers_state_rejects_other_formats() {
+        assert!(parse_servers_state("").is_err());
+        assert!(parse_servers_state("2\n# be_id\n").is_err());
+        assert!(parse_servers_state("Can't find backend.\n").is_err());
+        let short = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_check_result srv_check_health srv_check_state srv_port\n4 be 1\n";
+        assert!(parse_servers_state(short)
+            .unwrap_err()
+            .to_string()
+            .contains("short line"));
+    }
+
+    #[test]
+    fn weights_and_infos() {
+        assert_eq!(
+            parse_weight("100 (initial 100)\n\n").unwrap(),
+            Weight {
+                current: 100,
+                initial: 100
+            }
+        );
+        assert_eq!(parse_weight("0 (initial 1)").unwrap().current, 0);
+        assert!(parse_weight("No such server.").is_err());
+        assert!(parse_weight("x (initial 1)").is_err());
+
+        let info = parse_info("Name: HAProxy\nVersion: 2.6.12-1+deb12u4\nPid: 9106\nUptime: 0d 0h06m56s\nUptime_sec: 416\nStopping: 1\n").unwrap();
+        assert_eq!(
+            info,
+            Info {
+                pid: 9106,
+                uptime_sec: 416,
+                version: "2.6.12-1+deb12u4".into(),
+                stopping: true
+            }
+        );
+        assert!(parse_info("Name: HAProxy\n")
+            .unwrap_err()
+            .to_string()
+            .contains("Pid"));
+        assert!(parse_info("Pid: x\nUptime_sec: 1\nVersion: 2\n").is_err());
+    }
+
+    #[test]
+    fn backends_skip_the_header() {
+        assert_eq!(
+            parse_backends("# name\nbe\nbe_static\n\n"),
+            vec!["be", "be_static"]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(text in "\\PC*") {
+            let _ = parse_stat(&text);
+            let _ = parse_servers_state(&text);
+            let _ = parse_info(&text);
+            let _ = parse_weight(&text);
+            let _ = parse_backends(&text);
+            let _ = ServerStatus::parse(&text);
+        }
+
+        #[test]
+        fn structured_garbage_never_panics(
+            cells in prop::collection::vec("[A-Za-z0-9 /:*.-]{0,8}", 0..20),
+            rows in 0usize..4,
+        ) {
+            let line = cells.join(",");
+            let stat = format!("# pxname,svname,type,status,weight,scur,qcur,stot,check_status,addr,uweight\n{}", format!("{line}\n").repeat(rows));
+            let _ = parse_stat(&stat);
+            let state = format!("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_check_result srv_check_health srv_check_state srv_port\n{}", cells.join(" "));
+            let _ = parse_servers_state(&state);
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! containers not yet reached are untouched. Nothing is touched before the preflight passed
 //! (every container exists and is mapped, the image is present).
 //!
-//! Docker I/O goes through [`RollDocker`] (implemented by [`crate::docker::recreate::Recreator`]),
+//! Docker I/O goes through [`RollDocker`] (implemented by [`crate::docker::DockerClient`]),
 //! HAProxy only through the controller, so the runner is tested with fakes of both.
 
 mod progress;
@@ -22,7 +22,7 @@ use futures_util::future::BoxFuture;
 pub use progress::{RollProgress, RollRecorder, RollState, RollStep, StepKind, StepState};
 
 use crate::controller::ControllerHandle;
-use crate::docker::recreate::{RecreateError, Recreator};
+use crate::docker::{DockerClient, DockerError};
 use crate::shutdown::Shutdown;
 
 /// Per-step limit when a roll request gives none: the drain wait, and the wait until healthy.
@@ -54,41 +54,42 @@ pub enum RollError {
 /// The Docker operations a roll performs; object-safe so the manager can hold any of them.
 pub trait RollDocker: Send + Sync {
     /// The container exists (running or not).
-    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
-    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
-    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
-    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
     /// Replace the stopped container with one from `image`; not started. Returns the new id.
     fn recreate<'a>(
         &'a self,
         name: &'a str,
         image: &'a str,
-    ) -> BoxFuture<'a, Result<String, RecreateError>>;
-    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>>;
+    ) -> BoxFuture<'a, Result<String, DockerError>>;
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
 }
 
-impl RollDocker for Recreator {
-    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
-        Box::pin(async move { self.inspect(name).await.map(drop) })
+impl RollDocker for DockerClient {
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(self.require_container(name))
     }
-    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
-        Box::pin(async move { self.require_image(image).await.map(drop) })
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(self.require_image(image))
     }
-    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
-        Box::pin(Recreator::pull(self, image))
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::pull(self, image))
     }
-    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
-        Box::pin(Recreator::stop(self, name))
+    /// With the container's own stop timeout, as `docker stop` does.
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::stop(self, name, None))
     }
     fn recreate<'a>(
         &'a self,
         name: &'a str,
         image: &'a str,
-    ) -> BoxFuture<'a, Result<String, RecreateError>> {
-        Box::pin(Recreator::recreate(self, name, image))
+    ) -> BoxFuture<'a, Result<String, DockerError>> {
+        Box::pin(DockerClient::recreate(self, name, image))
     }
-    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
-        Box::pin(Recreator::start(self, name))
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::start(self, name))
     }
 }
 
@@ -211,6 +212,3 @@ fn forget_old(rolls: &mut Vec<RollRecorder>) {
         }
     });
 }
-
-#[cfg(test)]
-mod tests;

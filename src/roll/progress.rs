@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::wire::to_millis;
+use crate::duration::millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,7 +134,7 @@ impl RollRecorder {
     pub fn begin(&self, container: Option<&str>, kind: StepKind) -> usize {
         let mut record = self.lock();
         let now = Instant::now();
-        let started_ms = to_millis(now.duration_since(record.started));
+        let started_ms = millis(now.duration_since(record.started));
         record.progress.steps.push(RollStep {
             container: container.map(str::to_string),
             kind,
@@ -151,7 +151,7 @@ impl RollRecorder {
         let mut record = self.lock();
         let since = record.running_since.get_mut(step).and_then(Option::take);
         if let (Some(since), Some(entry)) = (since, record.progress.steps.get_mut(step)) {
-            entry.elapsed_ms = to_millis(since.elapsed());
+            entry.elapsed_ms = millis(since.elapsed());
             entry.state = if ok {
                 StepState::Done
             } else {
@@ -187,10 +187,10 @@ impl RollRecorder {
         let record = self.lock();
         let mut progress = record.progress.clone();
         let end = record.finished.unwrap_or_else(Instant::now);
-        progress.elapsed_ms = to_millis(end.duration_since(record.started));
+        progress.elapsed_ms = millis(end.duration_since(record.started));
         for (step, since) in progress.steps.iter_mut().zip(&record.running_since) {
             if let Some(since) = since {
-                step.elapsed_ms = to_millis(since.elapsed());
+                step.elapsed_ms = millis(since.elapsed());
             }
         }
         progress

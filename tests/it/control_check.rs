@@ -2,9 +2,9 @@
 
 use std::process::Output;
 
-use crate::roll_world::blocking;
 use crate::support::docker::{unique_name, ContainerSpec, TestNetwork, APP_PORT, IMAGE_NOHC};
 use crate::support::haproxy::HaproxyFixture;
+use crate::support::roll::blocking;
 
 async fn check(args: &[String]) -> Output {
     let args = args.to_vec();

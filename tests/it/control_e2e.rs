@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::roll_world::{get, World};
 use crate::support::docker::IMAGE_HC;
+use crate::support::roll::{get, World};
 use crate::support::wait::wait_until;
 
 /// Long requests through HAProxy; with round robin about half land on each of two servers.
@@ -86,7 +86,7 @@ async fn drain_wait_returns_only_once_sessions_are_zero_and_times_out_with_the_c
     );
     let (status, weight) = world.status_and_weight(0).await;
     assert!(status.starts_with("UP"), "app1 is {status} after ready");
-    assert_eq!(weight, crate::roll_world::WEIGHT);
+    assert_eq!(weight, crate::support::roll::WEIGHT);
 
     // 3. A drain whose timeout is shorter than the requests: non-zero, with the session count.
     let in_flight = long_requests(&world, 4, 4000);
@@ -141,7 +141,7 @@ async fn the_budget_refuses_draining_the_last_ready_server() {
         .find(|v| v["container"] == first.as_str())
         .expect("the drained container is listed");
     assert_eq!(drained["owner"], "haproxy-drain");
-    assert_eq!(drained["weight"], crate::roll_world::WEIGHT);
+    assert_eq!(drained["weight"], crate::support::roll::WEIGHT);
 
     let output = blocking_cli(&world, &["drain", &second, "--wait"]).await;
     let stderr = text(&output.stderr);
@@ -149,7 +149,7 @@ async fn the_budget_refuses_draining_the_last_ready_server() {
     assert!(stderr.contains("budget"), "{stderr}");
     let (status, weight) = world.status_and_weight(1).await;
     assert!(status.starts_with("UP"), "the refused server is {status}");
-    assert_eq!(weight, crate::roll_world::WEIGHT);
+    assert_eq!(weight, crate::support::roll::WEIGHT);
 
     let output = blocking_cli(&world, &["ready", &first, "--wait", "--timeout", "20s"]).await;
     assert!(output.status.success(), "ready: {}", text(&output.stderr));

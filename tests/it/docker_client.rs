@@ -1,4 +1,4 @@
-//! DockerClient against the real engine: list, inspect, lifecycle helpers, errors.
+//! DockerClient against the real engine: list, inspect, stop/start, image checks, errors.
 
 use std::time::Duration;
 
@@ -123,17 +123,21 @@ async fn stopped_containers_are_listed_only_with_all_and_have_no_address() {
 }
 
 #[tokio::test]
-async fn lifecycle_helpers_stop_start_remove_and_find_images() {
+async fn lifecycle_helpers_stop_start_and_find_images() {
     let docker = client();
-    assert!(docker.image_exists(IMAGE_HC).await.expect("inspect image"));
-    assert!(!docker
-        .image_exists("hdt-no-such-image:none")
+    docker.require_image(IMAGE_HC).await.expect("inspect image");
+    let missing = docker
+        .require_image("hdt-no-such-image:none")
         .await
-        .expect("a 404 is an answer"));
+        .expect_err("a 404 is an answer");
+    assert!(
+        matches!(&missing, DockerError::ImageMissing { image } if image == "hdt-no-such-image:none"),
+        "{missing:?}"
+    );
 
     let app = ContainerSpec::new("life").image(IMAGE_NOHC).run();
     docker
-        .stop(&app.id, Duration::from_secs(5))
+        .stop(&app.id, Some(Duration::from_secs(5)))
         .await
         .expect("stop");
     let info = docker
@@ -158,15 +162,16 @@ async fn lifecycle_helpers_stop_start_remove_and_find_images() {
     )
     .await;
 
-    docker.remove(&app.id, true).await.expect("remove -f");
+    app.remove();
     assert_eq!(
         docker.inspect(&app.id).await.expect("a 404 is an answer"),
         None
     );
-    docker
-        .remove(&app.id, true)
+    let gone = docker
+        .require_container(&app.id)
         .await
-        .expect("removing a removed container is fine");
+        .expect_err("a removed container is not there");
+    assert!(gone.is_not_found(), "{gone:?}");
 }
 
 #[tokio::test]

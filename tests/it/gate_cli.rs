@@ -11,10 +11,10 @@ use crate::gate_world::{
     assert_ok, docker_at, engine_host, ensure_shell_image, gate_count, shell_context, text,
     GateSocket, SHELL_IMAGE,
 };
-use crate::roll_world::blocking;
 use crate::support::daemon::Daemon;
 use crate::support::docker::{docker, unique_name};
 use crate::support::haproxy::HaproxyFixture;
+use crate::support::roll::blocking;
 
 /// `docker <args>` at `host` with `stdin` written to it, then closed.
 fn docker_stdin(host: &str, args: &[&str], stdin: &[u8]) -> Output {

@@ -7,12 +7,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::gate_world::{assert_ok, engine_host, gate_count, text, GateSocket};
-use crate::roll_world::{blocking, Load};
 use crate::support::daemon::Daemon;
 use crate::support::docker::{
     docker, ensure_test_images, unique_name, TestNetwork, APP_PORT, IMAGE_HC,
 };
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
+use crate::support::roll::{blocking, Load};
 use crate::support::wait::wait_until;
 
 const WEIGHT: u32 = 10;

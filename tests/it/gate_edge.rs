@@ -10,11 +10,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 use crate::gate_world::{assert_ok, docker_at, gate_count, get, raw, text, GateSocket};
-use crate::roll_world::{blocking, World};
 use crate::support::daemon::Daemon;
 use crate::support::docker::{ContainerSpec, TestContainer, TestNetwork, APP_PORT, IMAGE_HC};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
 use crate::support::proxy::SocketProxy;
+use crate::support::roll::{blocking, World};
 use crate::support::wait::{wait_server, wait_until};
 
 fn stop_request(container: &str) -> Vec<u8> {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::gate_world::{assert_ok, docker_at, engine_host, gate_count, GateSocket};
-use crate::roll_world::{blocking, Load, World};
 use crate::support::docker::IMAGE_HC;
+use crate::support::roll::{blocking, Load, World};
 use crate::support::wait::wait_for;
 
 /// Short requests for throughput and slow ones, so that every server has requests in flight

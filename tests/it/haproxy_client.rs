@@ -2,7 +2,7 @@
 //! Sockets, permission levels, batches and the master CLI are in `haproxy_client_sockets`.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use haproxy_drain::haproxy::{
     AdminState, AgentState, Client, CommandError, HaproxyError, Health, OpState, RowKind, ServerId,
@@ -10,6 +10,7 @@ use haproxy_drain::haproxy::{
 };
 
 use crate::support::haproxy::{start_http_backends, HaproxyFixture, HttpBackend};
+use crate::support::wait::wait_for;
 
 /// Three checked servers on live HTTP listeners, a static-rr backend and an agent-checked one.
 pub(crate) async fn start_standard() -> (HaproxyFixture, Vec<HttpBackend>) {
@@ -50,15 +51,12 @@ async fn wait_status(
     id: &ServerId,
     want: impl Fn(&ServerStatus) -> bool,
 ) -> StatRow {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("the status of {id}");
+    wait_for(Duration::from_secs(10), &what, || async {
         let row = stat_row(client, id).await;
-        if want(&row.status) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "{id} stuck in {:?}", row.status);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        want(&row.status).then_some(row)
+    })
+    .await
 }
 
 pub(crate) fn command_error(result: Result<impl std::fmt::Debug, HaproxyError>) -> CommandError {

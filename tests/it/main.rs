@@ -1,5 +1,6 @@
 //! One integration-test binary (links once): real HAProxy, real Docker.
 
+mod architecture;
 mod control_access;
 mod control_api;
 mod control_check;
@@ -27,7 +28,6 @@ mod haproxy_client_sockets;
 mod haproxy_fake_socket;
 mod haproxy_status_cli;
 mod metrics_assets;
-mod metrics_common;
 mod metrics_daemon;
 mod metrics_prometheus;
 mod packaging_ansible;
@@ -38,8 +38,8 @@ mod packaging_sidecar;
 mod privilege_docker;
 mod privilege_sockets;
 mod roll_e2e;
+mod roll_fake;
 mod roll_recreate;
-mod roll_world;
 mod shutdown_campaign;
 mod shutdown_matrix;
 mod shutdown_testapp;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use haproxy_drain::metrics::{Metrics, MetricsServer};
 use haproxy_drain::shutdown;
 
-use crate::metrics_common::*;
+use crate::support::metrics::*;
 
 /// A metrics server on 127.0.0.1:0 in this process; stops when dropped.
 struct RunningEndpoint {

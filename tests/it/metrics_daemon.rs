@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::metrics_common::{http_get, promtool_check_metrics};
 use crate::metrics_prometheus::PrometheusProcess;
 use crate::support::daemon::Daemon;
 use crate::support::docker::{ContainerSpec, TestContainer, TestNetwork, APP_PORT, IMAGE_NOHC};
 use crate::support::haproxy::HaproxyFixture;
+use crate::support::metrics::{http_get, promtool_check_metrics};
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
@@ -160,7 +160,7 @@ async fn prometheus_sees_a_real_drain_and_restore() {
 
 /// Every metric name the dashboard and the alert rules query.
 fn names_the_assets_query() -> std::collections::BTreeSet<String> {
-    use crate::metrics_common::{dashboard, dashboard_queries, metric_names_in, repo_file};
+    use crate::support::metrics::{dashboard, dashboard_queries, metric_names_in, repo_file};
     let mut names = std::collections::BTreeSet::new();
     for query in dashboard_queries(&dashboard()) {
         names.extend(metric_names_in(&query));
@@ -220,7 +220,7 @@ async fn a_fresh_daemon_exports_every_series_the_dashboard_and_alerts_use() {
     })
     .await;
     let text = daemon.metrics_text().await;
-    let samples = crate::metrics_common::sample_names(&text);
+    let samples = crate::support::metrics::sample_names(&text);
     let missing: Vec<&String> = wanted
         .iter()
         .filter(|n| n.as_str() != only_while_out && !samples.contains(*n))

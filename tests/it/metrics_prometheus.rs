@@ -11,7 +11,7 @@ use haproxy_drain::metrics::{DrainResult, Metrics, MetricsServer};
 use haproxy_drain::shutdown;
 use serde_json::Value;
 
-use crate::metrics_common::*;
+use crate::support::metrics::*;
 
 /// A Prometheus process with its own config and TSDB in a temp dir; killed on drop.
 pub struct PrometheusProcess {

@@ -3,8 +3,8 @@
 use std::process::Output;
 use std::sync::Mutex;
 
-use crate::roll_world::{blocking, Load, Tally, World, WEIGHT};
 use crate::support::docker::{ensure_test_images, IMAGE_HC, IMAGE_V2};
+use crate::support::roll::{blocking, Load, Tally, World, WEIGHT};
 
 /// testapp whose `/health` answers 500: its Docker healthcheck never passes.
 const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:roll-unhealthy";

@@ -1,4 +1,5 @@
 //! Helpers shared by the metrics tests: HTTP GET, exposition parsing, the dashboard's queries.
+#![allow(dead_code)] // the tests and the benches use different parts
 
 use std::collections::BTreeSet;
 use std::io::Write;

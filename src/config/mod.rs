@@ -9,106 +9,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// How a server is taken out of rotation before its sessions are waited for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DrainMode {
-    /// `set server … state drain`: no new load-balanced requests, checks keep running.
-    Drain,
-    /// `set weight … 0`.
-    Weight,
-    /// `set server … state maint`: also breaks cookie persistence.
-    Maint,
-}
+use crate::duration;
 
-impl DrainMode {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "drain" => Some(DrainMode::Drain),
-            "weight" => Some(DrainMode::Weight),
-            "maint" => Some(DrainMode::Maint),
-            _ => None,
-        }
-    }
-}
+mod settings;
+mod template;
 
-/// What to do when Docker reports `health_status: unhealthy` for a serving container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnhealthyAction {
-    Drain,
-    Ignore,
-}
-
-/// How many servers of one backend haproxy-drain may hold out of rotation at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    /// Never take out the last ready server.
-    KeepOne,
-    Count(usize),
-    Percent(u32),
-}
-
-impl Budget {
-    /// `"keep-one"`, `"2"` or `"25%"`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        if text == "keep-one" {
-            return Some(Budget::KeepOne);
-        }
-        if let Some(pct) = text.strip_suffix('%') {
-            return pct
-                .trim()
-                .parse()
-                .ok()
-                .filter(|p| *p <= 100)
-                .map(Budget::Percent);
-        }
-        text.parse().ok().map(Budget::Count)
-    }
-
-    /// The most servers out of `total` that this budget allows out of rotation at once.
-    pub fn max_out(self, total: usize) -> usize {
-        match self {
-            Budget::KeepOne => total.saturating_sub(1),
-            Budget::Count(n) => n,
-            Budget::Percent(p) => total * p as usize / 100,
-        }
-    }
-}
-
-/// Per-server behaviour; defaults from `[defaults]`, overridden by a rule or labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSettings {
-    pub mode: DrainMode,
-    pub drain_timeout: Duration,
-    /// After the drain timeout, `shutdown sessions server` the stragglers.
-    pub shutdown_sessions: bool,
-    /// How long a started container may take to pass the health gate before we report it.
-    pub health_timeout: Duration,
-    /// Docker network whose address HAProxy should use; `None`: the container's only/first one.
-    pub network: Option<String>,
-    /// If set, the health gate GETs this path over HTTP instead of a bare TCP connect.
-    pub health_path: Option<String>,
-    pub unhealthy: UnhealthyAction,
-    /// Weight for servers haproxy-drain adds dynamically (HAProxy's own default is 1).
-    pub dynamic_weight: u32,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            mode: DrainMode::Drain,
-            drain_timeout: Duration::from_secs(30),
-            shutdown_sessions: false,
-            health_timeout: Duration::from_secs(120),
-            network: None,
-            health_path: None,
-            unhealthy: UnhealthyAction::Drain,
-            dynamic_weight: 1,
-        }
-    }
-}
+pub use settings::{Budget, DrainMode, ServerSettings, UnhealthyAction};
+pub use template::ServerTemplate;
 
 /// A rule mapping containers you cannot relabel to servers, e.g. `pxApp_*` → `pxapp_cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +23,7 @@ pub struct Rule {
     /// Glob on the container name (`*` and `?`).
     pub pattern: String,
     pub backend: String,
-    /// Template: `{name}` the container name, `{number}` the last run of digits in it.
-    pub server: String,
+    pub server: ServerTemplate,
     pub port: Option<u16>,
     pub settings: ServerSettings,
 }
@@ -214,12 +120,6 @@ impl ConfigError {
     }
 }
 
-/// Parses `30s`, `500ms`, `2m`; the error says what was wrong.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("'{text}' is not a duration like 30s or 500ms ({e})"))
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -262,9 +162,8 @@ struct RawRule {
 impl RawSettings {
     fn apply(&self, base: &ServerSettings, field: &str) -> Result<ServerSettings, ConfigError> {
         let duration = |value: &Option<String>, name: &str, fallback: Duration| match value {
-            Some(text) => {
-                parse_duration(text).map_err(|m| ConfigError::invalid(format!("{field}.{name}"), m))
-            }
+            Some(text) => duration::parse(text)
+                .map_err(|m| ConfigError::invalid(format!("{field}.{name}"), m)),
             None => Ok(fallback),
         };
         let dynamic_weight = self.dynamic_weight.unwrap_or(base.dynamic_weight);
@@ -303,9 +202,11 @@ impl RawConfig {
                     "`match` and `backend` must not be empty",
                 ));
             }
-            let server = raw.server.clone().unwrap_or_else(|| "{name}".to_string());
-            crate::mapping::check_template(&server)
-                .map_err(|m| ConfigError::invalid(format!("{field}.server"), m))?;
+            let server = match &raw.server {
+                Some(text) => ServerTemplate::parse(text)
+                    .map_err(|m| ConfigError::invalid(format!("{field}.server"), m))?,
+                None => ServerTemplate::default(),
+            };
             rules.push(Rule {
                 pattern: raw.pattern.clone(),
                 backend: raw.backend.clone(),
@@ -334,7 +235,7 @@ impl RawConfig {
             );
         }
         let interval = |value: &Option<String>, name: &str, fallback: Duration| match value {
-            Some(text) => parse_duration(text)
+            Some(text) => duration::parse(text)
                 .map_err(|m| ConfigError::invalid(name, m))
                 .and_then(|d| {
                     if d.is_zero() {
@@ -361,5 +262,71 @@ impl RawConfig {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn full_file_is_validated() {
+        let config = Config::parse(
+            r#"
+            budget = "25%"
+            reconcile_interval = "5s"
+            [defaults]
+            mode = "weight"
+            drain_timeout = "10s"
+            [backend_budgets]
+            api = "2"
+            [[rules]]
+            match = "pxApp_*"
+            backend = "pxapp_cluster"
+            server = "app_{number}"
+            port = 8080
+            drain_timeout = "20s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.defaults.mode, DrainMode::Weight);
+        assert_eq!(config.budget, Budget::Percent(25));
+        assert_eq!(config.budget_for("api"), Budget::Count(2));
+        assert_eq!(config.reconcile_interval, Duration::from_secs(5));
+        let rule = &config.rules[0];
+        assert_eq!(rule.settings.drain_timeout, Duration::from_secs(20));
+        assert_eq!(rule.settings.mode, DrainMode::Weight, "inherits [defaults]");
+        assert_eq!(rule.port, Some(8080));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (text, needle) in [
+            ("bogus = 1", "unknown field"),
+            (
+                "[defaults]\ndrain_timeout = \"soon\"",
+                "defaults.drain_timeout",
+            ),
+            ("[defaults]\nmode = \"gentle\"", "unknown variant"),
+            ("budget = \"lots\"", "budget"),
+            ("poll_interval = \"0s\"", "greater than zero"),
+            (
+                "[[rules]]\nmatch = \"a*\"\nbackend = \"b\"\nserver = \"{nme}\"",
+                "rules[0].server",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn budget_limits() {
+        assert_eq!(Budget::KeepOne.max_out(3), 2);
+        assert_eq!(Budget::KeepOne.max_out(0), 0);
+        assert_eq!(Budget::Percent(50).max_out(3), 1);
+        assert_eq!(Budget::Count(2).max_out(10), 2);
+        assert_eq!(Budget::parse("101%"), None);
+    }
+}

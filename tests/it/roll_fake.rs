@@ -1,17 +1,25 @@
-//! The runner against a fake controller task and a fake Docker that log every call in order.
+//! The roll runner against a fake controller task and a fake Docker that log every call in
+//! order: the step order, batches and failure handling without real containers (the real ones
+//! are in roll_e2e and roll_recreate).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
-
-use super::*;
-use crate::controller::handle::{
+use futures_util::future::BoxFuture;
+use haproxy_drain::controller::handle::{
     ControlError, ControlRequest, DrainReport, ReadyReport, ServerView,
 };
-use crate::controller::{Owner, Target, Trigger};
-use crate::haproxy::types::ServerId;
+use haproxy_drain::controller::{ControllerHandle, Owner, Target, Trigger};
+use haproxy_drain::docker::DockerError;
+use haproxy_drain::haproxy::types::ServerId;
+use haproxy_drain::roll::{
+    RollDocker, RollError, RollManager, RollProgress, RollSpec, RollState, StepState,
+};
+use haproxy_drain::shutdown::Shutdown;
+use tokio::sync::mpsc;
+
+use crate::support::wait::wait_for;
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -26,35 +34,35 @@ struct FakeDocker {
 }
 
 impl RollDocker for FakeDocker {
-    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
             if self.running.lock().unwrap().contains_key(name) {
                 Ok(())
             } else {
-                Err(RecreateError::ContainerNotFound { name: name.into() })
+                Err(DockerError::ContainerNotFound { name: name.into() })
             }
         })
     }
-    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn check_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
             if self.images.iter().any(|i| i == image) {
                 Ok(())
             } else {
-                Err(RecreateError::ImageMissing {
+                Err(DockerError::ImageMissing {
                     image: image.into(),
                 })
             }
         })
     }
-    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn pull<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
-            Err(RecreateError::Pull {
+            Err(DockerError::Pull {
                 image: image.into(),
                 message: "no registry".into(),
             })
         })
     }
-    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         self.log.lock().unwrap().push(format!("stop {name}"));
         Box::pin(async { Ok(()) })
     }
@@ -62,7 +70,7 @@ impl RollDocker for FakeDocker {
         &'a self,
         name: &'a str,
         image: &'a str,
-    ) -> BoxFuture<'a, Result<String, RecreateError>> {
+    ) -> BoxFuture<'a, Result<String, DockerError>> {
         self.log
             .lock()
             .unwrap()
@@ -73,7 +81,7 @@ impl RollDocker for FakeDocker {
             .insert(name.to_string(), image.to_string());
         Box::pin(async { Ok("feedc0ffee00112233".to_string()) })
     }
-    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), RecreateError>> {
+    fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         self.log.lock().unwrap().push(format!("start {name}"));
         Box::pin(async { Ok(()) })
     }
@@ -197,18 +205,11 @@ fn spec(containers: &[&str], image: Option<&str>, max_unavailable: usize) -> Rol
 }
 
 async fn finished(manager: &RollManager, id: &str) -> RollProgress {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_for(Duration::from_secs(5), "the roll to finish", || async {
         let progress = manager.progress(id).expect("roll is known");
-        if progress.state != RollState::Running {
-            return progress;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "roll still running: {progress:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+        (progress.state != RollState::Running).then_some(progress)
+    })
+    .await
 }
 
 fn log_of(world: &World) -> Vec<String> {
