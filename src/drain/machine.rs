@@ -272,27 +272,6 @@ impl Machine {
         matches!(self.container, Some(ContainerState::Running { .. }))
     }
 
-    /// The container runs and this run was not asked to end: the only run worth restoring.
-    pub(super) fn run_may_serve(&self) -> bool {
-        self.container_running() && self.stop.is_none()
-    }
-
-    pub(super) fn stop_requested(&mut self, stop: StopRequest, clock: Clock) {
-        let merged = self.stop.map_or(stop, |pending| pending.merge(stop));
-        self.stop = Some(merged);
-        self.stop_deadline = Some(clock.now + merged.remaining(clock.unix_ms));
-    }
-
-    /// Docker reported a run that started after the stop request: the request is spent.
-    pub(super) fn new_run(&mut self) {
-        self.stop = None;
-        self.stop_deadline = None;
-        if let Some(owned) = self.owned.as_mut() {
-            // Not persisted on its own: a stale record is ended by `StartedAt` after a restart.
-            owned.stop = None;
-        }
-    }
-
     /// `SetAddr` when the container's address differs from HAProxy's.
     pub(super) fn addr_fix(&self, addr: Option<(IpAddr, Option<u16>)>) -> Option<Action> {
         let (ip, port) = addr?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::machine::{Machine, Phase};
-use super::{Action, Clock, ContainerState, DrainResult, Ownership, Report, Trigger};
+use super::{Action, Clock, ContainerState, DrainResult, Ownership, Report, StopRequest, Trigger};
 use crate::config::DrainMode;
 use crate::haproxy::types::AdminState;
 
@@ -294,6 +294,27 @@ impl Machine {
 }
 
 impl Machine {
+    /// The container runs and this run was not asked to end: the only run worth restoring.
+    pub(super) fn run_may_serve(&self) -> bool {
+        self.container_running() && self.stop.is_none()
+    }
+
+    pub(super) fn stop_requested(&mut self, stop: StopRequest, clock: Clock) {
+        let merged = self.stop.map_or(stop, |pending| pending.merge(stop));
+        self.stop = Some(merged);
+        self.stop_deadline = Some(clock.now + merged.remaining(clock.unix_ms));
+    }
+
+    /// Docker reported a run that started after the stop request: the request is spent.
+    pub(super) fn new_run(&mut self) {
+        self.stop = None;
+        self.stop_deadline = None;
+        if let Some(owned) = self.owned.as_mut() {
+            // Not persisted on its own: a stale record is ended by `StartedAt` after a restart.
+            owned.stop = None;
+        }
+    }
+
     /// The hold of a stop request is over. A container still on the same run ignored the
     /// signal (`docker kill -s TERM` with no SIGKILL after it): it serves, so it goes back
     /// through the gate like any healthy container; the report says so.
