@@ -1,5 +1,3 @@
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::*;
@@ -174,68 +172,6 @@ fn build_info_carries_the_version() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(value_of(&text, &series), Some(1.0), "{text}");
-}
-
-#[test]
-fn promtool_accepts_the_exposition() {
-    let metrics = Metrics::new();
-    metrics.drain_started("api", "be", "s");
-    metrics.drain_finished(
-        "api",
-        DrainResult::Drained,
-        "be",
-        "s",
-        Duration::from_millis(20),
-        0,
-    );
-    metrics.restore_finished(
-        RestoreResult::Restored,
-        "be",
-        "s",
-        Some(Duration::from_secs(2)),
-        Some(Duration::from_secs(9)),
-    );
-    metrics.reaction_latency("drain", "be", "s", Duration::from_micros(800));
-    metrics.set_out_of_rotation("be", "s", Some("operator"));
-    metrics.set_server_state("be", "s", "ready", "drain");
-    metrics.docker_event("stop");
-    metrics.docker_reconnect();
-    metrics.set_docker_connected(true);
-    metrics.haproxy_command("set_state", "ok", Duration::from_millis(1));
-    metrics.set_haproxy_connected("/run/haproxy.sock", true);
-    metrics.reload_detected();
-    metrics.reconcile_correction("state");
-    metrics.config_error("label");
-    metrics.roll_step("ok");
-    metrics.roll_finished("ok");
-    let text = encoded(&metrics);
-    let (status, output) = promtool_check_metrics(&text);
-    assert!(status, "promtool failed: {output}\n{text}");
-    assert_eq!(
-        output, "",
-        "promtool must print nothing; exposition:\n{text}"
-    );
-}
-
-/// Runs `promtool check metrics` on `text`; (success, stdout+stderr).
-fn promtool_check_metrics(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (apt install prometheus)");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(text.as_bytes())
-        .expect("promtool reads stdin");
-    let output = child.wait_with_output().expect("promtool runs");
-    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    printed.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), printed)
 }
 
 #[test]
