@@ -199,7 +199,7 @@ async fn check_budget(
 ) -> Result<(), ControlError> {
     let command = Command::ShowServersState(Some(target.backend.clone()));
     let mut fresh: HashMap<ServerId, Vec<ServerState>> = HashMap::new();
-    for reply in routes.ctx.fleet.apply(&command).await {
+    for (_, reply) in routes.ctx.fleet.apply(&command).await {
         if let Ok(Reply::ServersState(states)) = reply {
             for state in states {
                 fresh.entry(state.id.clone()).or_default().push(state);

@@ -122,7 +122,7 @@ impl Executor {
             addr: server_address(ip, port),
             options: dynamic_server_options(weight, checks),
         };
-        for result in self.ctx.fleet.apply(&command).await {
+        for (_, result) in self.ctx.fleet.apply(&command).await {
             match result {
                 Ok(_) => {}
                 Err(HaproxyError::Command(error)) if error.is_not_found() => {
@@ -166,12 +166,13 @@ impl Executor {
         }
     }
 
-    /// Sends one command to every HAProxy. True when it took effect somewhere and no HAProxy that
-    /// has the server failed entirely: a HAProxy without this backend/server does not route to
-    /// it, and one that is unreachable is corrected by the reconciliation that follows its return.
+    /// Sends one command to every HAProxy that is up. True when it took effect somewhere and no
+    /// HAProxy that has the server failed entirely: a HAProxy without this backend/server does not
+    /// route to it, and one that is down is corrected by the reconciliation that follows its
+    /// return.
     async fn apply(&self, command: Command) -> bool {
         let (mut accepted, mut failed) = (0, 0);
-        for (i, result) in self.ctx.fleet.apply(&command).await.into_iter().enumerate() {
+        for (i, result) in self.ctx.fleet.apply(&command).await {
             let error = match result {
                 Ok(_) => {
                     accepted += 1;
@@ -182,13 +183,7 @@ impl Executor {
             if !matches!(&error, HaproxyError::Command(e) if e.is_not_found()) {
                 failed += 1;
             }
-            let haproxy = self
-                .ctx
-                .fleet
-                .clients()
-                .get(i)
-                .map(|c| c.addr().to_string())
-                .unwrap_or_default();
+            let haproxy = self.ctx.fleet.addr(i);
             tracing::error!(server = %self.id, %haproxy, %command, %error, "HAProxy command failed; reconciliation will retry");
         }
         accepted > 0 || failed == 0

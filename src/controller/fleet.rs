@@ -1,5 +1,6 @@
 //! Every HAProxy that sends traffic to our containers: one action goes to each of them, and a
-//! server is drained only when all of them report zero sessions.
+//! server is drained only when all of them report zero sessions. A HAProxy that is down (see
+//! [`Reachability`]) is skipped: it cannot be drained and must not delay the others.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use super::reachability::Reachability;
 use crate::drain::Observed;
 use crate::haproxy::{
     AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
@@ -24,6 +26,7 @@ pub struct Fleet {
     clients: Arc<Vec<Client>>,
     /// One per HAProxy: [`MAX_CONNECTIONS_PER_HAPROXY`] permits.
     connection_limits: Arc<Vec<Semaphore>>,
+    reachability: Arc<Reachability>,
     metrics: Arc<Metrics>,
 }
 
@@ -41,6 +44,7 @@ impl Fleet {
             .map(|_| Semaphore::new(MAX_CONNECTIONS_PER_HAPROXY))
             .collect();
         Self {
+            reachability: Arc::new(Reachability::new(clients.len())),
             clients: Arc::new(clients),
             connection_limits: Arc::new(connection_limits),
             metrics,
@@ -51,93 +55,123 @@ impl Fleet {
         &self.clients
     }
 
-    /// Runs one command on every HAProxy concurrently; one result per HAProxy, in order.
-    pub async fn apply(&self, command: &Command) -> Vec<Result<Reply, HaproxyError>> {
-        join_all((0..self.clients.len()).map(|i| self.call_metered(i, command))).await
+    /// The address of HAProxy `index`, for logs.
+    pub fn addr(&self, index: usize) -> String {
+        self.clients
+            .get(index)
+            .map(|c| c.addr().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn is_up(&self, index: usize) -> bool {
+        self.reachability.is_up(index)
+    }
+
+    /// Runs one command on every HAProxy that is up (see [`Reachability`]) concurrently; one
+    /// result per HAProxy tried, with its index.
+    pub async fn apply(&self, command: &Command) -> Vec<(usize, Result<Reply, HaproxyError>)> {
+        let targets = self.reachability.targets();
+        let results = join_all(targets.iter().map(|&i| self.call_metered(i, command))).await;
+        targets.into_iter().zip(results).collect()
     }
 
     /// One command on one HAProxy, within its connection limit, timed into the
-    /// `haproxy_command` metrics.
+    /// `haproxy_command` metrics and counted for its reachability.
     async fn call_metered(&self, index: usize, command: &Command) -> Result<Reply, HaproxyError> {
         let client = &self.clients[index];
         let _permit = self.connection_limits[index].acquire().await;
         let started = Instant::now();
         let result = client.call(command.clone()).await;
+        self.reachability.record(index, &result);
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics
             .haproxy_command(command.verb(), outcome, started.elapsed());
         result
     }
 
-    /// `show servers state` and `show stat` from every HAProxy, each in one round trip (measured
-    /// as one `show_servers_state` command).
-    pub async fn snapshots(&self) -> Vec<Result<Snapshot, HaproxyError>> {
-        let commands = [Command::ShowServersState(None), Command::ShowStat];
-        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
-            |(client, limit)| async {
-                let _permit = limit.acquire().await;
-                let started = Instant::now();
-                let result = client.batch(&commands).await;
-                let outcome = if result.is_ok() { "ok" } else { "error" };
-                self.metrics
-                    .haproxy_command(commands[0].verb(), outcome, started.elapsed());
-                let mut snapshot = Snapshot::default();
-                for reply in result? {
-                    match reply? {
-                        Reply::ServersState(states) => snapshot.states = states,
-                        Reply::Stat(stats) => snapshot.stats = stats,
-                        _ => {}
-                    }
-                }
-                Ok(snapshot)
-            },
-        ))
-        .await
+    /// `show servers state` and `show stat` from every HAProxy that is up, each in one round
+    /// trip (measured as one `show_servers_state` command); one result per HAProxy tried.
+    pub async fn snapshots(&self) -> Vec<(usize, Result<Snapshot, HaproxyError>)> {
+        let targets = self.reachability.targets();
+        let results = join_all(targets.iter().map(|&i| self.snapshot(i))).await;
+        targets.into_iter().zip(results).collect()
     }
 
-    /// `show info` from every HAProxy: a changed pid or a smaller uptime means a reload or a
-    /// restart, which lost our runtime changes.
-    pub async fn infos(&self) -> Vec<Result<Info, HaproxyError>> {
-        join_all(self.clients.iter().zip(self.connection_limits.iter()).map(
-            |(client, limit)| async {
-                let _permit = limit.acquire().await;
-                client.show_info().await
-            },
-        ))
-        .await
+    async fn snapshot(&self, index: usize) -> Result<Snapshot, HaproxyError> {
+        let commands = [Command::ShowServersState(None), Command::ShowStat];
+        let _permit = self.connection_limits[index].acquire().await;
+        let started = Instant::now();
+        let result = self.clients[index].batch(&commands).await;
+        self.reachability.record(index, &result);
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .haproxy_command(commands[0].verb(), outcome, started.elapsed());
+        let mut snapshot = Snapshot::default();
+        for reply in result? {
+            match reply? {
+                Reply::ServersState(states) => snapshot.states = states,
+                Reply::Stat(stats) => snapshot.stats = stats,
+                _ => {}
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// `show info` from one HAProxy, whether up or down: the probe that tells a down HAProxy
+    /// came back. A changed pid or a smaller uptime means a reload or a restart, which lost our
+    /// runtime changes.
+    pub async fn info(&self, index: usize) -> Result<Info, HaproxyError> {
+        let _permit = self.connection_limits[index].acquire().await;
+        let result = self.clients[index].show_info().await;
+        self.reachability.record(index, &result);
+        result
     }
 
     /// `show servers state <backend>` on every HAProxy, merged for one server; `None` when no
     /// HAProxy has it (a backend one HAProxy lacks is not an error).
     pub async fn observe(&self, server: &ServerId) -> Result<Option<Observed>, HaproxyError> {
         let command = Command::ShowServersState(Some(server.backend.clone()));
-        let mut states = Vec::new();
-        for result in self.apply(&command).await {
-            match result {
-                Ok(Reply::ServersState(all)) => {
-                    states.extend(all.into_iter().filter(|s| &s.id == server))
-                }
-                Ok(_) => {}
-                Err(HaproxyError::Command(e)) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let results = self.apply(&command).await.into_iter().map(|(i, result)| {
+            let states = match result {
+                Ok(Reply::ServersState(all)) => Ok(all),
+                Ok(_) => Ok(Vec::new()),
+                Err(HaproxyError::Command(e)) if e.is_not_found() => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+            (i, states)
+        });
+        let states: Vec<ServerState> = self
+            .reachability
+            .answers(results.collect())?
+            .into_iter()
+            .flatten()
+            .filter(|s| &s.id == server)
+            .collect();
         Ok(merge(&states))
     }
 
-    /// The `show stat` rows of one backend's servers, from every HAProxy.
+    /// The `show stat` rows of one backend's servers, from every HAProxy that answers (see
+    /// [`Reachability::answers`]).
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
         let command = Command::ShowStatServers(backend.to_string());
-        let mut rows = Vec::new();
-        for result in self.apply(&command).await {
-            if let Reply::Stat(parsed) = result? {
-                rows.extend(parsed);
-            }
-        }
-        Ok(rows)
+        let results = self.apply(&command).await.into_iter().map(|(i, result)| {
+            let rows = match result {
+                Ok(Reply::Stat(rows)) => Ok(rows),
+                Ok(_) => Ok(Vec::new()),
+                Err(HaproxyError::Command(e)) if e.is_not_found() => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+            (i, rows)
+        });
+        Ok(self
+            .reachability
+            .answers(results.collect())?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
-    /// Current sessions of one server, summed over every HAProxy.
+    /// Current sessions of one server, summed over every HAProxy that answers.
     pub async fn sessions(&self, server: &ServerId) -> Result<u64, HaproxyError> {
         let rows = self.backend_stats(&server.backend).await?;
         Ok(rows
@@ -147,7 +181,8 @@ impl Fleet {
             .sum())
     }
 
-    /// True when every HAProxy has seen a health check pass since the server left MAINT.
+    /// True when every HAProxy that answers has seen a health check pass since the server left
+    /// MAINT.
     pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
         let rows = self.backend_stats(&server.backend).await?;
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();

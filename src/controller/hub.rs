@@ -1,7 +1,8 @@
 //! The hub: routes Docker events and control requests to server tasks, runs the timers.
 //!
 //! The hub owns the maps (container → server, server → task) and never waits on a drain: waits
-//! for control requests run in their own small tasks.
+//! for control requests run in their own small tasks, and each HAProxy's reload watch runs in a
+//! task of its own (`haproxy_watch`), so a HAProxy that answers slowly does not delay routing.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use super::handle::ControlRequest;
 use super::reconcile::Reconciler;
 use super::routes::{KnownContainer, Routes};
 use super::server_msg::ServerMsg;
-use super::{Context, RELOAD_POLL_INTERVAL};
+use super::{haproxy_watch, Context};
 use crate::docker::{ContainerEvent, EventAction, WatchItem};
 use crate::shutdown::Shutdown;
 
@@ -26,7 +27,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(ctx: Arc<Context>, shutdown: Shutdown) -> Self {
         Self {
-            reconciler: Reconciler::new(ctx.fleet.clients().len()),
+            reconciler: Reconciler::default(),
             routes: Routes::new(ctx.clone(), shutdown.clone()),
             ctx,
             shutdown,
@@ -42,8 +43,7 @@ impl Hub {
         let mut shutdown = self.shutdown.clone();
         let mut reconcile_tick = tokio::time::interval(self.ctx.config.reconcile_interval);
         reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reload_tick = tokio::time::interval(RELOAD_POLL_INTERVAL);
-        reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut haproxy_news = haproxy_watch::spawn_watchers(&self.ctx, &self.shutdown);
         loop {
             tokio::select! {
                 item = watch.recv() => match item {
@@ -54,7 +54,7 @@ impl Hub {
                     control::on_control(&mut self.routes, &self.reconciler, request).await
                 }
                 _ = reconcile_tick.tick() => self.reconciler.reconcile(&mut self.routes, "periodic").await,
-                _ = reload_tick.tick() => self.reconciler.watch_haproxy(&mut self.routes).await,
+                Some(why) = haproxy_news.recv() => self.reconciler.reconcile(&mut self.routes, why).await,
                 _ = shutdown.recv() => break,
             }
         }

@@ -7,7 +7,8 @@
 //! - [`reconcile`]: level-triggered correction from `docker ps` + `show servers state`.
 //! - [`server_task`]: one task per server; runs the drain machine.
 //! - `executor`: how a server task carries out the machine's actions.
-//! - [`fleet`]: every HAProxy; one action goes to each.
+//! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
+//! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
 
 mod clock;
@@ -16,8 +17,10 @@ mod control;
 mod executor;
 pub mod fleet;
 pub mod handle;
+mod haproxy_watch;
 pub mod hub;
 pub mod probe;
+mod reachability;
 pub mod reconcile;
 mod report;
 mod routes;

@@ -15,36 +15,14 @@ use crate::docker::ContainerInfo;
 use crate::haproxy::{RowKind, ServerId, ServerState};
 use crate::mapping::Mapping;
 
-/// Which worker process answered a HAProxy's runtime API: a new pid, or an uptime that went
-/// back, means a reload (or a restart), which resets every server to the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerIdentity {
-    pub pid: u32,
-    pub uptime_sec: u64,
-}
-
-impl WorkerIdentity {
-    pub fn replaced(self, before: WorkerIdentity) -> bool {
-        self.pid != before.pid || self.uptime_sec < before.uptime_sec
-    }
-}
-
-/// Level-triggered correction and reload detection; what the last pass read.
+/// Level-triggered correction; what the last pass read.
+#[derive(Default)]
 pub struct Reconciler {
     /// `show servers state` of every HAProxy at the last pass, for the budget's fallback.
     pub last_states: HashMap<ServerId, Vec<ServerState>>,
-    /// The worker each HAProxy answered from last time (`None`: not answering).
-    haproxy_workers: Vec<Option<WorkerIdentity>>,
 }
 
 impl Reconciler {
-    pub fn new(haproxies: usize) -> Self {
-        Self {
-            last_states: HashMap::new(),
-            haproxy_workers: vec![None; haproxies],
-        }
-    }
-
     pub async fn reconcile(&mut self, routes: &mut Routes, why: &'static str) {
         let ctx = routes.ctx.clone();
         let read_at = tokio::time::Instant::now();
@@ -56,10 +34,11 @@ impl Reconciler {
                 return;
             }
         };
-        let snapshots: Vec<_> = ctx.fleet.snapshots().await;
         let mut answered = Vec::new();
-        for (client, result) in ctx.fleet.clients().iter().zip(snapshots) {
-            let addr = client.addr().to_string();
+        // A HAProxy that is down is not read (its watcher reports it); one that answers again
+        // asks for a pass of its own.
+        for (index, result) in ctx.fleet.snapshots().await {
+            let addr = ctx.fleet.addr(index);
             match result {
                 Ok(snapshot) => {
                     ctx.metrics.set_haproxy_connected(&addr, true);
@@ -159,44 +138,5 @@ impl Reconciler {
         }
         self.last_states = grouped;
         tracing::debug!(why, servers = routes.servers.len(), "reconciled");
-    }
-
-    /// Notices HAProxy reloads (pid or uptime changed) and reconnects, and reconciles at once:
-    /// a reload resets runtime weights, states, addresses and dynamic servers.
-    pub async fn watch_haproxy(&mut self, routes: &mut Routes) {
-        let ctx = routes.ctx.clone();
-        let infos = ctx.fleet.infos().await;
-        let mut reconcile = None;
-        for (i, (client, result)) in ctx.fleet.clients().iter().zip(infos).enumerate() {
-            let addr = client.addr().to_string();
-            match result {
-                Ok(info) => {
-                    ctx.metrics.set_haproxy_connected(&addr, true);
-                    let now = WorkerIdentity {
-                        pid: info.pid,
-                        uptime_sec: info.uptime_sec,
-                    };
-                    match self.haproxy_workers[i] {
-                        None => reconcile = Some("haproxy_connected"),
-                        Some(before) if now.replaced(before) => {
-                            ctx.metrics.reload_detected();
-                            tracing::info!(haproxy = %addr, old_pid = before.pid, new_pid = now.pid, "HAProxy reload detected");
-                            reconcile = Some("haproxy_reload");
-                        }
-                        Some(_) => {}
-                    }
-                    self.haproxy_workers[i] = Some(now);
-                }
-                Err(error) => {
-                    if self.haproxy_workers[i].take().is_some() {
-                        tracing::warn!(haproxy = %addr, %error, "HAProxy runtime API unreachable; retrying");
-                    }
-                    ctx.metrics.set_haproxy_connected(&addr, false);
-                }
-            }
-        }
-        if let Some(why) = reconcile {
-            self.reconcile(routes, why).await;
-        }
     }
 }

@@ -20,7 +20,8 @@ pub fn status_views(routes: &Routes) -> impl Future<Output = Vec<ServerView>> + 
     async move {
         let mut views: Vec<ServerView> = Vec::new();
         let mut index: HashMap<ServerId, usize> = HashMap::new();
-        for snapshot in fleet.snapshots().await.into_iter().flatten() {
+        for (_, snapshot) in fleet.snapshots().await {
+            let Ok(snapshot) = snapshot else { continue };
             let states: HashMap<ServerId, _> =
                 snapshot.states.iter().map(|s| (s.id.clone(), s)).collect();
             for row in snapshot.stats.iter().filter(|r| r.kind == RowKind::Server) {
