@@ -52,7 +52,7 @@ async fn run() {
         config: Config::default(),
         fleet: Fleet::new(Vec::new(), metrics.clone()),
         docker: DockerClient::connect().expect("docker client"),
-        store: OwnershipStore::open(None).expect("in-memory ownership"),
+        store: std::sync::Arc::new(OwnershipStore::open(None).expect("in-memory ownership")),
         metrics,
     });
     let (tx, _controller_rx) = tokio::sync::mpsc::channel(1);

@@ -22,6 +22,8 @@ use crate::shutdown::Shutdown;
 pub const DEFAULT_HAPROXY: &str = "unix:///var/run/haproxy/admin.sock";
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/haproxy-drain/state.json";
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9748";
+/// How long the start-up waits for Docker to bring back containers an interrupted roll left.
+const FINISH_INTERRUPTED_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -139,7 +141,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
         metrics.set_haproxy_connected(&client.addr().to_string(), false);
     }
     let docker = DockerClient::connect()?;
-    let store = OwnershipStore::open(Some(args.state_file.clone()))?;
+    let store = Arc::new(OwnershipStore::open(Some(args.state_file.clone()))?);
     // Our own trigger, so that the end of the hub (for any reason) also stops every other task.
     let (trigger, shutdown) = crate::shutdown::channel();
 
@@ -151,13 +153,22 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
         config,
         fleet: Fleet::new(clients, metrics.clone()),
         docker: docker.clone(),
-        store,
+        store: store.clone(),
         metrics: metrics.clone(),
     });
     let (control_tx, control_rx) = mpsc::channel(256);
     let handle = ControllerHandle::new(control_tx);
     let rolls = RollManager::new(handle.clone(), Arc::new(docker.clone()), shutdown.clone());
     rolls.set_metrics(metrics.clone());
+    rolls.set_journal(store);
+    // Before the control API serves a new roll: the container it would look for may be set aside.
+    let finish = rolls.finish_interrupted();
+    if tokio::time::timeout(FINISH_INTERRUPTED_BOUND, finish)
+        .await
+        .is_err()
+    {
+        tracing::warn!(bound_s = FINISH_INTERRUPTED_BOUND.as_secs(), "Docker is slow to answer: containers an earlier roll left stopped are brought back at the next start");
+    }
     let gate_task = match &args.docker_gate {
         Some(socket) => Some(
             crate::gate::start(

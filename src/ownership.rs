@@ -42,6 +42,9 @@ struct File {
     /// Servers haproxy-drain added with `add server` (deleted again when their container goes).
     #[serde(default)]
     dynamic: Vec<String>,
+    /// Containers a roll is between stopping and starting again (see [`OwnershipStore::rolling`]).
+    #[serde(default)]
+    rolling: Vec<String>,
 }
 
 /// The persisted map, shared by every server task.
@@ -55,6 +58,7 @@ pub struct OwnershipStore {
 struct Records {
     held: BTreeMap<ServerId, Ownership>,
     dynamic: std::collections::BTreeSet<ServerId>,
+    rolling: std::collections::BTreeSet<String>,
 }
 
 impl OwnershipStore {
@@ -118,6 +122,27 @@ impl OwnershipStore {
         Ok(())
     }
 
+    /// Containers a roll had stopped (and perhaps set aside for a recreate) and not yet started
+    /// again: if haproxy-drain dies there, its next start finishes the swap and starts them.
+    pub async fn rolling(&self) -> Vec<String> {
+        self.servers.lock().await.rolling.iter().cloned().collect()
+    }
+
+    /// Records (`true`, before the roll stops it) or clears (`false`, once it runs again) a
+    /// container's place in a roll.
+    pub async fn set_rolling(&self, container: &str, rolling: bool) -> Result<(), OwnershipError> {
+        let mut records = self.servers.lock().await;
+        let changed = if rolling {
+            records.rolling.insert(container.to_string())
+        } else {
+            records.rolling.remove(container)
+        };
+        if changed {
+            self.persist(&records)?;
+        }
+        Ok(())
+    }
+
     fn persist(&self, records: &Records) -> Result<(), OwnershipError> {
         match &self.path {
             Some(path) => write(path, records),
@@ -135,6 +160,7 @@ fn write(path: &Path, records: &Records) -> Result<(), OwnershipError> {
             .map(|(id, o)| (id.to_string(), o.clone()))
             .collect(),
         dynamic: records.dynamic.iter().map(|id| id.to_string()).collect(),
+        rolling: records.rolling.iter().cloned().collect(),
     };
     let write_err = |source| OwnershipError::Write {
         path: path.display().to_string(),
@@ -183,6 +209,7 @@ fn load(path: &Path) -> Result<Records, OwnershipError> {
     for key in file.dynamic {
         records.dynamic.insert(id(&key)?);
     }
+    records.rolling = file.rolling.into_iter().collect();
     Ok(records)
 }
 
@@ -247,8 +274,12 @@ mod tests {
             .set_dynamic(&ServerId::new("be", "dyn"), true)
             .await
             .unwrap();
+        store.set_rolling("app_1", true).await.unwrap();
+        store.set_rolling("app_2", true).await.unwrap();
+        store.set_rolling("app_2", false).await.unwrap();
         drop(store);
         let again = OwnershipStore::open(Some(path)).unwrap();
+        assert_eq!(again.rolling().await, vec!["app_1".to_string()]);
         assert_eq!(again.get(&id).await, Some(record(7)));
         assert_eq!(again.all().await.len(), 1);
         assert!(again.is_dynamic(&ServerId::new("be", "dyn")).await);

@@ -27,3 +27,11 @@ pub fn unix_nanos_now() -> i64 {
 pub fn since_unix_nanos(nanos: i64) -> Duration {
     Duration::from_nanos(unix_nanos_now().saturating_sub(nanos).max(0) as u64)
 }
+
+/// Sleeps until the deadline; forever without one (a machine with nothing to wait for).
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::docker::{ContainerInfo, DockerClient, DockerError};
 use crate::drain::docker_input::{EventFacts, SIGTERM};
+use crate::haproxy::ServerId;
 use crate::mapping::Mapping;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,19 @@ impl ContainerRef {
     ) -> Result<Option<(Self, bool)>, DockerError> {
         let info = docker.inspect(id).await?;
         Ok(info.map(|info| (Self::from_info(&info, mapping), info.running)))
+    }
+
+    /// A "running" container whose run was asked to stop may be shutting down or may have
+    /// started again unseen: only `State.StartedAt` tells, and only inspect has it.
+    pub async fn read_started_at(&mut self, docker: &DockerClient, server: &ServerId) {
+        self.started_at_unix_nanos = match docker.inspect(&self.id).await {
+            Ok(info) => info.and_then(|info| info.started_at_unix_nanos),
+            Err(error) => {
+                // Unknown counts as "still the old run": held until the next pass.
+                tracing::warn!(%server, container = %self.name, %error, "cannot inspect the container to tell a restart from a shutdown; kept out of rotation");
+                None
+            }
+        };
     }
 }
 

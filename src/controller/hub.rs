@@ -1,8 +1,9 @@
 //! The hub: routes Docker events and control requests to server tasks, runs the timers.
 //!
-//! The hub owns the maps (container → server, server → task) and never waits on a drain: waits
-//! for control requests run in their own small tasks, and each HAProxy's reload watch runs in a
-//! task of its own (`haproxy_watch`), so a HAProxy that answers slowly does not delay routing.
+//! The hub owns the maps (container → server, server → task) and never waits on a drain or on a
+//! read: waits for control requests run in their own small tasks, reconciliation reads in one
+//! of their own (`Truth::read`), and each HAProxy's reload watch in one per HAProxy
+//! (`haproxy_watch`), so a slow `docker ps` or HAProxy does not delay the routing of events.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::control;
 use super::handle::ControlRequest;
-use super::reconcile::Reconciler;
+use super::reconcile::{Reconciler, Truth};
 use super::routes::{KnownContainer, Routes};
 use super::server_msg::ServerMsg;
 use super::{haproxy_watch, Context};
@@ -22,6 +23,14 @@ pub struct Hub {
     shutdown: Shutdown,
     routes: Routes,
     reconciler: Reconciler,
+    /// Reconciliation reads: one at a time, requests meanwhile folded into one more.
+    reads: ReadState,
+}
+
+#[derive(Default)]
+struct ReadState {
+    in_flight: bool,
+    pending: Option<&'static str>,
 }
 
 impl Hub {
@@ -31,6 +40,7 @@ impl Hub {
             routes: Routes::new(ctx.clone(), shutdown.clone()),
             ctx,
             shutdown,
+            reads: ReadState::default(),
         }
     }
 
@@ -44,17 +54,27 @@ impl Hub {
         let mut reconcile_tick = tokio::time::interval(self.ctx.config.reconcile_interval);
         reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut haproxy_news = haproxy_watch::spawn_watchers(&self.ctx, &self.shutdown);
+        let (truth_tx, mut truths) = mpsc::channel(1);
         loop {
             tokio::select! {
                 item = watch.recv() => match item {
-                    Some(item) => self.on_watch(item).await,
+                    Some(item) => self.on_watch(item, &truth_tx).await,
                     None => break,
                 },
                 Some(request) = control.recv() => {
                     control::on_control(&mut self.routes, &self.reconciler, request).await
                 }
-                _ = reconcile_tick.tick() => self.reconciler.reconcile(&mut self.routes, "periodic").await,
-                Some(why) = haproxy_news.recv() => self.reconciler.reconcile(&mut self.routes, why).await,
+                Some(truth) = truths.recv() => {
+                    self.reads.in_flight = false;
+                    if let Some(truth) = truth {
+                        self.reconciler.apply(&mut self.routes, truth).await;
+                    }
+                    if let Some(why) = self.reads.pending.take() {
+                        self.reconcile(why, &truth_tx);
+                    }
+                }
+                _ = reconcile_tick.tick() => self.reconcile("periodic", &truth_tx),
+                Some(why) = haproxy_news.recv() => self.reconcile(why, &truth_tx),
                 _ = shutdown.recv() => break,
             }
         }
@@ -63,14 +83,26 @@ impl Hub {
         );
     }
 
-    async fn on_watch(&mut self, item: WatchItem) {
+    /// Starts a reconciliation read in its own task, or folds the request into the next one
+    /// when a read is under way.
+    fn reconcile(&mut self, why: &'static str, truth_tx: &mpsc::Sender<Option<Truth>>) {
+        if self.reads.in_flight {
+            self.reads.pending.get_or_insert(why);
+            return;
+        }
+        self.reads.in_flight = true;
+        let (ctx, tx) = (self.ctx.clone(), truth_tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(Truth::read(ctx, why).await).await;
+        });
+    }
+
+    async fn on_watch(&mut self, item: WatchItem, truth_tx: &mpsc::Sender<Option<Truth>>) {
         match item {
             WatchItem::Connected { replayed_since } => {
                 self.ctx.metrics.set_docker_connected(true);
                 tracing::info!(?replayed_since, "Docker event stream connected");
-                self.reconciler
-                    .reconcile(&mut self.routes, "docker_connected")
-                    .await;
+                self.reconcile("docker_connected", truth_tx);
             }
             WatchItem::Disconnected { error } => {
                 self.ctx.metrics.set_docker_connected(false);
@@ -99,6 +131,7 @@ impl Hub {
         let Some(entry) = self.routes.servers.get_mut(&server) else {
             return;
         };
+        entry.routed_at = Some(tokio::time::Instant::now());
         let is_current = entry
             .current_container
             .as_deref()
@@ -116,6 +149,7 @@ impl Hub {
                     KnownContainer {
                         name: event.name.clone(),
                         server: server.clone(),
+                        routed_at: tokio::time::Instant::now(),
                     },
                 );
             }

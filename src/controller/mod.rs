@@ -52,7 +52,7 @@ pub struct Context {
     pub config: Config,
     pub fleet: Fleet,
     pub docker: DockerClient,
-    pub store: OwnershipStore,
+    pub store: Arc<OwnershipStore>,
     pub metrics: Arc<Metrics>,
 }
 

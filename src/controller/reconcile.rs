@@ -3,14 +3,21 @@
 //!
 //! It runs on start-up, whenever the Docker stream (re)connects, when a HAProxy reloads or comes
 //! back, and every `reconcile_interval`. It never acts on partial truth: without a container list
-//! or without any HAProxy answering, it does nothing.
+//! or without any HAProxy answering, it does nothing. The reads ([`Truth::read`]) run in a task of
+//! their own, so a slow `docker ps` or HAProxy never holds up the hub's routing of events; the
+//! hub applies what they read ([`Reconciler::apply`]), skipping servers it routed an event for
+//! since.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use super::container_ref::ContainerRef;
-use super::fleet::{group_states, merge};
+use super::fleet::{group_states, merge, Snapshot};
 use super::routes::{KnownContainer, Routes};
 use super::server_msg::ServerMsg;
+use super::Context;
 use crate::docker::ContainerInfo;
 use crate::haproxy::{RowKind, ServerId, ServerState};
 use crate::mapping::Mapping;
@@ -22,16 +29,27 @@ pub struct Reconciler {
     pub last_states: HashMap<ServerId, Vec<ServerState>>,
 }
 
-impl Reconciler {
-    pub async fn reconcile(&mut self, routes: &mut Routes, why: &'static str) {
-        let ctx = routes.ctx.clone();
-        let read_at = tokio::time::Instant::now();
+/// What one pass read, off the hub: the container list and every HAProxy that answered.
+pub struct Truth {
+    pub why: &'static str,
+    /// Taken before either read: a server whose events the hub routed later keeps its routes,
+    /// and its task skips the pass (`ServerMsg::Sync::read_at`).
+    pub read_at: Instant,
+    containers: Vec<ContainerInfo>,
+    answered: Vec<Snapshot>,
+}
+
+impl Truth {
+    /// Lists the containers and reads every HAProxy that is up; `None` (logged) when either
+    /// source has nothing to say, since a pass never acts on partial truth.
+    pub async fn read(ctx: Arc<Context>, why: &'static str) -> Option<Truth> {
+        let read_at = Instant::now();
         let containers = match ctx.docker.list_containers(true).await {
             Ok(list) => list,
             Err(error) => {
                 ctx.metrics.set_docker_connected(false);
                 tracing::warn!(%error, why, "reconciliation skipped: cannot list containers");
-                return;
+                return None;
             }
         };
         let mut answered = Vec::new();
@@ -52,8 +70,27 @@ impl Reconciler {
         }
         if answered.is_empty() {
             tracing::warn!(why, "reconciliation skipped: no HAProxy answered");
-            return;
+            return None;
         }
+        Some(Truth {
+            why,
+            read_at,
+            containers,
+            answered,
+        })
+    }
+}
+
+impl Reconciler {
+    /// Applies one pass in the hub: routes updated, one `ServerMsg::Sync` per server.
+    pub async fn apply(&mut self, routes: &mut Routes, truth: Truth) {
+        let Truth {
+            why,
+            read_at,
+            containers,
+            answered,
+        } = truth;
+        let ctx = routes.ctx.clone();
         let grouped = group_states(&answered);
         let backends: HashSet<String> = answered
             .iter()
@@ -71,7 +108,7 @@ impl Reconciler {
         let listed: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
         routes
             .containers
-            .retain(|id, _| listed.contains(id.as_str()));
+            .retain(|id, known| listed.contains(id.as_str()) || known.routed_at > read_at);
         routes
             .unmappable_reported
             .retain(|id| listed.contains(id.as_str()));
@@ -109,12 +146,21 @@ impl Reconciler {
 
         for (server, (mapping, info)) in wanted {
             routes.ensure_task(&server, &mapping, None).await;
+            if routes
+                .servers
+                .get(&server)
+                .is_none_or(|entry| entry.routed_at.is_some_and(|at| at > read_at))
+            {
+                // An event routed since the read is fresher than this pass.
+                continue;
+            }
             let observed = grouped.get(&server).and_then(|s| merge(s));
             let (container, running) = match &info {
                 Some(info) => {
                     let known = KnownContainer {
                         name: info.name.clone(),
                         server: server.clone(),
+                        routed_at: read_at,
                     };
                     routes.containers.insert(info.id.clone(), known);
                     (Some(ContainerRef::from_info(info, &mapping)), info.running)

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::handle::{ControlError, Target};
 use super::server_msg::ServerMsg;
@@ -25,12 +26,17 @@ pub struct ServerEntry {
     /// while it runs (a recreate: the old one's `destroy` comes after the new one's `start`).
     pub current_container: Option<String>,
     pub current_running: bool,
+    /// When the hub last routed an event of this server's containers: a reconciliation read
+    /// before it leaves the fields above alone.
+    pub routed_at: Option<Instant>,
 }
 
 /// A container the hub routes: its name (control requests name containers) and its server.
 pub struct KnownContainer {
     pub name: String,
     pub server: ServerId,
+    /// When it was last seen (an event, a listing): a listing read before that does not forget it.
+    pub routed_at: Instant,
 }
 
 pub struct Routes {
@@ -122,6 +128,7 @@ impl Routes {
             mapping: mapping.clone(),
             current_container: container_id.map(str::to_string),
             current_running: container_id.is_some(),
+            routed_at: container_id.map(|_| Instant::now()),
         };
         self.servers.insert(server.clone(), entry);
     }
@@ -140,6 +147,7 @@ impl Routes {
                     let known = KnownContainer {
                         name: info.name.clone(),
                         server: server.clone(),
+                        routed_at: Instant::now(),
                     };
                     self.containers.insert(info.id.clone(), known);
                     return Ok(server);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::clock::{clock, since_unix_nanos, unix_nanos_now};
+use super::clock::{clock, since_unix_nanos, sleep_until, unix_nanos_now};
 use super::container_ref::{event_facts, ContainerRef};
 use super::executor::{changes_haproxy, Executor, Subject};
 use super::report;
@@ -40,7 +40,8 @@ pub struct ServerTask {
     snapshot: Arc<Mutex<ServerSnapshot>>,
     drain_waiters: Vec<oneshot::Sender<DrainOutcome>>,
     ready_waiters: Vec<oneshot::Sender<()>>,
-    /// When the last event or request was applied (see `ServerMsg::Sync::read_at`).
+    /// When the last event or request was applied, or the last change made to HAProxy (see
+    /// `ServerMsg::Sync::read_at`).
     last_event_at: Option<Instant>,
 }
 
@@ -254,7 +255,9 @@ impl ServerTask {
         self.observed = Some(observed);
         self.actual_admin = Some(observed.admin);
         if running && self.machine.awaits_new_run() {
-            self.read_started_at().await;
+            if let Some(container) = self.container.as_mut() {
+                container.read_started_at(&self.ctx.docker, &self.id).await;
+            }
         }
         let state = match (&self.container, running) {
             (Some(c), true) => ContainerState::Running {
@@ -269,22 +272,6 @@ impl ServerTask {
             haproxy: observed,
         };
         self.feed(input, None).await;
-    }
-
-    /// A "running" container whose run was asked to stop may be shutting down or may have
-    /// started again unseen: only `State.StartedAt` tells, and only inspect has it.
-    async fn read_started_at(&mut self) {
-        let Some(container) = self.container.as_mut() else {
-            return;
-        };
-        container.started_at_unix_nanos = match self.ctx.docker.inspect(&container.id).await {
-            Ok(info) => info.and_then(|info| info.started_at_unix_nanos),
-            Err(error) => {
-                // Unknown counts as "still the old run": held until the next pass.
-                tracing::warn!(server = %self.id, container = %container.name, %error, "cannot inspect the container to tell a restart from a shutdown; kept out of rotation");
-                None
-            }
-        };
     }
 
     /// The server is missing from HAProxy: add it when its backend exists and the container
@@ -356,6 +343,11 @@ impl ServerTask {
                     self.observed = None;
                 }
                 change_failed |= outcome.change_ok == Some(false);
+                if outcome.change_ok.is_some() {
+                    // A reconciliation read before this change must not undo it (it would see
+                    // our own DRAIN of a warm-up as the operator's, for one).
+                    self.last_event_at = Some(Instant::now());
+                }
                 if let Some(nanos) = event_nanos.filter(|_| outcome.change_ok.is_some()) {
                     event_nanos = None;
                     self.ctx.metrics.reaction_latency(
@@ -413,12 +405,5 @@ impl ServerTask {
             &self.machine,
             self.actual_admin,
         );
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -5,7 +5,9 @@
 //! - [`convert`], [`event_convert`], [`signal`] — pure bollard-model → [`types`] conversions:
 //!   containers (health, networks), events, signal names.
 //! - [`recreate`] — [`DockerClient::recreate`] and the preflight checks of a roll (container and
-//!   image exist, pull); [`plan`] — the pure part: what to create the container again with.
+//!   image exist, pull); [`plan`] — the pure part: what to create the container again with;
+//!   [`set_aside`] — the old container's name during the swap, and the recovery of a swap an
+//!   earlier run was killed in.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -19,6 +21,7 @@ pub mod events;
 pub mod permissions;
 pub mod plan;
 pub mod recreate;
+pub mod set_aside;
 pub mod signal;
 pub mod types;
 pub mod watch_log;

@@ -1,20 +1,24 @@
 //! Recreating a container with only the image changed, for `roll`.
 //!
-//! [`DockerClient::recreate`] removes the stopped old container, then creates the new one under
-//! the same name (the event sequence the controller expects: `destroy` old, `create`/`start`
-//! new) from [`super::plan::user_config`]. If creating the new one fails, the old one is created
-//! again from its original image and started, and the error says so.
+//! [`DockerClient::recreate`] sets the stopped old container aside (renamed, see
+//! [`super::set_aside`]), creates the new one under the name from [`super::plan::user_config`],
+//! and only then removes the old one. If creating the new one fails, the old one gets its name
+//! back and is started, and the error says so. If haproxy-drain dies in between, the container
+//! set aside is still there and the next start finishes or undoes the swap
+//! ([`DockerClient::recover_interrupted_recreates`]): no moment loses the container.
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ImageInspect, NetworkConnectRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
 use super::client::DockerClient;
 use super::error::DockerError;
 use super::plan::{user_config, RecreatePlan};
+use super::set_aside::set_aside_name;
 
 impl DockerClient {
     /// Fails with [`DockerError::ContainerNotFound`] unless the container exists (running or
@@ -65,23 +69,25 @@ impl DockerClient {
         let mut old_plan = plan;
         old_plan.body.image = Some(old_image_id.clone());
 
-        let remove = RemoveContainerOptionsBuilder::default().build();
-        self.docker
-            .remove_container(name, Some(remove))
-            .await
-            .map_err(|e| self.container_error("remove", name, e))?;
+        let aside = set_aside_name(name);
+        self.rename(name, &aside).await?;
         match self.create(&new_plan).await {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                if let Err(error) = self.remove(&aside, false).await {
+                    // Only a stopped leftover: the next start of haproxy-drain removes it.
+                    tracing::warn!(container = name, set_aside = aside, %error, "cannot remove the replaced container");
+                }
+                Ok(id)
+            }
             Err(message) => {
-                let forced = RemoveContainerOptionsBuilder::default().force(true).build();
                 // A half-created container (created, a network connect failed) holds the name.
-                let _ = self.docker.remove_container(name, Some(forced)).await;
-                let restore = match self.create(&old_plan).await {
-                    Ok(_) => match self.start(name).await {
-                        Ok(()) => format!("the old container was recreated from {old_image_id} and started"),
-                        Err(e) => format!("the old container was recreated from {old_image_id} but did not start: {e}"),
+                let _ = self.remove(name, true).await;
+                let restore = match self.rename(&aside, name).await {
+                    Ok(()) => match self.start(name).await {
+                        Ok(()) => format!("the old container ({old_image_id}) got its name back and was started"),
+                        Err(e) => format!("the old container ({old_image_id}) got its name back but did not start: {e}"),
                     },
-                    Err(e) => format!("restoring the old container failed too: {e}"),
+                    Err(e) => format!("the old container is kept as {aside}: {e}; the next start of haproxy-drain renames it back"),
                 };
                 Err(DockerError::Recreate {
                     name: name.to_string(),
@@ -91,6 +97,24 @@ impl DockerClient {
                 })
             }
         }
+    }
+
+    pub(super) async fn rename(&self, name: &str, to: &str) -> Result<(), DockerError> {
+        let options = RenameContainerOptionsBuilder::default().name(to).build();
+        self.docker
+            .rename_container(name, options)
+            .await
+            .map_err(|e| self.container_error(&format!("rename (to {to:?})"), name, e))
+    }
+
+    pub(super) async fn remove(&self, name: &str, force: bool) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(force)
+            .build();
+        self.docker
+            .remove_container(name, Some(options))
+            .await
+            .map_err(|e| self.container_error("remove", name, e))
     }
 
     /// The full inspect output (the typed [`DockerClient::inspect`] keeps only what the
@@ -138,7 +162,12 @@ impl DockerClient {
     }
 
     /// A 404 names the container; anything else is classified like every other call.
-    fn container_error(&self, action: &str, name: &str, error: BollardError) -> DockerError {
+    pub(super) fn container_error(
+        &self,
+        action: &str,
+        name: &str,
+        error: BollardError,
+    ) -> DockerError {
         match error {
             BollardError::DockerResponseServerError {
                 status_code: 404, ..

@@ -6,6 +6,10 @@
 //! containers not yet reached are untouched. Nothing is touched before the preflight passed
 //! (every container exists and is mapped, the image is present).
 //!
+//! A container is named in the state file from its stop until it runs again: a daemon killed in
+//! that window brings it back at its next start ([`RollManager::finish_interrupted`]), renaming
+//! a container that a recreate had set aside when its replacement did not exist yet.
+//!
 //! Docker I/O goes through [`RollDocker`] (implemented by [`crate::docker::DockerClient`]),
 //! HAProxy only through the controller, so the runner is tested with fakes of both.
 
@@ -23,6 +27,7 @@ pub use progress::{RollProgress, RollRecorder, RollState, RollStep, StepKind, St
 
 use crate::controller::ControllerHandle;
 use crate::docker::{DockerClient, DockerError};
+use crate::ownership::OwnershipStore;
 use crate::shutdown::Shutdown;
 
 /// Per-step limit when a roll request gives none: the drain wait, and the wait until healthy.
@@ -65,6 +70,9 @@ pub trait RollDocker: Send + Sync {
         image: &'a str,
     ) -> BoxFuture<'a, Result<String, DockerError>>;
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Brings back a container a roll had stopped (or set aside) when haproxy-drain died:
+    /// afterwards it exists under its name and runs.
+    fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
 }
 
 impl RollDocker for DockerClient {
@@ -91,6 +99,19 @@ impl RollDocker for DockerClient {
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(DockerClient::start(self, name))
     }
+    fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(async move {
+            let ops = self.finish_interrupted_roll(name).await?;
+            if !ops.is_empty() {
+                tracing::warn!(
+                    container = name,
+                    ?ops,
+                    "finished the roll step an earlier run of haproxy-drain was killed in"
+                );
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Starts rolls in the background and keeps their progress; cheap to clone.
@@ -106,6 +127,7 @@ struct Inner {
     next_id: AtomicU64,
     rolls: Mutex<Vec<RollRecorder>>,
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    journal: std::sync::OnceLock<Arc<OwnershipStore>>,
 }
 
 impl RollManager {
@@ -122,6 +144,7 @@ impl RollManager {
                 next_id: AtomicU64::new(1),
                 rolls: Mutex::new(Vec::new()),
                 metrics: std::sync::OnceLock::new(),
+                journal: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -129,6 +152,39 @@ impl RollManager {
     /// Counts containers rolled and rolls finished in these metrics (set once, at start-up).
     pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
         let _ = self.inner.metrics.set(metrics);
+    }
+
+    /// Records every container from its stop until it runs again in this state file (set once,
+    /// at start-up), so that [`finish_interrupted`](Self::finish_interrupted) can bring it back.
+    pub fn set_journal(&self, store: Arc<OwnershipStore>) {
+        let _ = self.inner.journal.set(store);
+    }
+
+    /// At start-up: every container the last run's rolls left stopped or set aside exists under
+    /// its name and runs again; the reconciliation then restores its server as usual. A
+    /// container Docker cannot bring back stays recorded for the next start.
+    pub async fn finish_interrupted(&self) {
+        let Some(journal) = self.inner.journal.get() else {
+            return;
+        };
+        for name in journal.rolling().await {
+            match self.inner.docker.finish_interrupted(&name).await {
+                Ok(()) => {}
+                Err(DockerError::ContainerNotFound { .. }) => {
+                    tracing::warn!(
+                        container = name,
+                        "a container an earlier roll was replacing no longer exists; forgotten"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(container = name, %error, "cannot bring back a container an earlier roll had stopped; retried at the next start");
+                    continue;
+                }
+            }
+            if let Err(error) = journal.set_rolling(&name, false).await {
+                tracing::error!(container = name, %error, "cannot update the state file");
+            }
+        }
     }
 
     /// Validates the spec, refuses overlap with a running roll, and runs it in a task.
@@ -164,6 +220,7 @@ impl RollManager {
             recorder,
             shutdown: self.inner.shutdown.clone(),
             metrics: self.inner.metrics.get().cloned(),
+            journal: self.inner.journal.get().cloned(),
         };
         tokio::spawn(runner.run(spec));
         Ok(id)

@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use super::{RollDocker, RollRecorder, RollSpec, StepKind};
 use crate::controller::handle::{ControlError, DrainRequest, ReadyReport, ReadyRequest};
 use crate::controller::{ControllerHandle, Target, Trigger};
+use crate::ownership::OwnershipStore;
 use crate::shutdown::Shutdown;
 
 /// How often `ready` is asked again while the controller does not know a new container yet.
@@ -22,6 +23,8 @@ pub(super) struct Runner {
     pub recorder: RollRecorder,
     pub shutdown: Shutdown,
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The state file, which names a container from its stop until it runs again.
+    pub journal: Option<Arc<OwnershipStore>>,
 }
 
 impl Runner {
@@ -139,6 +142,28 @@ impl Runner {
             }
         })
         .await?;
+        // From the stop until the container runs again, the state file names it: a daemon
+        // killed in between finishes the step at its next start (`finish_interrupted`).
+        self.record_rolling(name, true).await?;
+        let replaced = self.replace(name, spec, &target).await;
+        self.record_rolling(name, false).await?;
+        replaced?;
+        self.step(Some(name), StepKind::Ready, async {
+            let report = self
+                .ready_when_known(target, spec.step_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.in_rotation {
+                Ok(format!("{} back in rotation", report.server))
+            } else {
+                Err(format!("{} is not back in rotation", report.server))
+            }
+        })
+        .await
+    }
+
+    /// Stop → recreate (with an image) → start.
+    async fn replace(&self, name: &str, spec: &RollSpec, target: &Target) -> Result<(), String> {
         let stopped = self
             .step(Some(name), StepKind::Stop, async {
                 self.docker.stop(name).await.map_err(|e| e.to_string())?;
@@ -175,18 +200,17 @@ impl Runner {
             Ok("started".to_string())
         })
         .await?;
-        self.step(Some(name), StepKind::Ready, async {
-            let report = self
-                .ready_when_known(target, spec.step_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            if report.in_rotation {
-                Ok(format!("{} back in rotation", report.server))
-            } else {
-                Err(format!("{} is not back in rotation", report.server))
-            }
-        })
-        .await
+        Ok(())
+    }
+
+    async fn record_rolling(&self, name: &str, rolling: bool) -> Result<(), String> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        journal
+            .set_rolling(name, rolling)
+            .await
+            .map_err(|e| format!("cannot record the roll of {name} in the state file: {e}"))
     }
 
     /// `ready` for a container that may be new: right after a recreate the controller may not

@@ -39,6 +39,7 @@ mod privilege_docker;
 mod privilege_sockets;
 mod roll_e2e;
 mod roll_fake;
+mod roll_interrupted;
 mod roll_recreate;
 mod shutdown_campaign;
 mod shutdown_matrix;

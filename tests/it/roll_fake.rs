@@ -85,6 +85,10 @@ impl RollDocker for FakeDocker {
         self.log.lock().unwrap().push(format!("start {name}"));
         Box::pin(async { Ok(()) })
     }
+    fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log.lock().unwrap().push(format!("finish {name}"));
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn view(container: &str) -> ServerView {

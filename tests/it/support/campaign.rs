@@ -374,10 +374,11 @@ async fn rollout(
     }
     for i in 0..world.apps.len() {
         if !world.exists(i) {
-            // A roll interrupted between removing the old container and creating the new one:
-            // nothing can roll it any more. Recorded, then run again so the campaign goes on.
+            // The daemon brings back a container its killed roll had set aside
+            // (`RollManager::finish_interrupted`): a lost one is a regression. Recorded, then
+            // run again so the campaign goes on.
             problems.push(format!(
-                "{} was lost: it no longer exists after the roll(s), and a roll cannot resume it",
+                "{} was lost: it no longer exists after the roll(s)",
                 world.apps[i].name
             ));
             lost += 1;

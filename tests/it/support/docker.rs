@@ -287,6 +287,17 @@ impl ContainerSpec {
         args
     }
 
+    /// `docker create`: the container exists under its name but never ran (what a recreate
+    /// leaves before its start).
+    pub fn create(self) -> TestContainer {
+        ensure_test_images();
+        let mut args = self.run_args();
+        args.splice(0..2, ["create".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = docker_ok(&args);
+        TestContainer { id, spec: self }
+    }
+
     /// `docker run -d` (the images are built first if needed).
     pub fn run(self) -> TestContainer {
         ensure_test_images();
