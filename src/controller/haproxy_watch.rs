@@ -68,6 +68,9 @@ async fn watch(
             was_up = up;
         }
         match result {
+            // A worker on its way out (soft-stop after a reload) still answers a connection it
+            // accepted: it says nothing about the worker that serves now.
+            Ok(info) if info.stopping => {}
             Ok(info) => {
                 ctx.metrics.set_haproxy_connected(&addr, true);
                 let now = WorkerIdentity {

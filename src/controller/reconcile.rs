@@ -183,6 +183,7 @@ impl Reconciler {
             let _ = entry.tx.send(sync).await;
         }
         self.last_states = grouped;
+        ctx.metrics.reconciled();
         tracing::debug!(why, servers = routes.servers.len(), "reconciled");
     }
 }

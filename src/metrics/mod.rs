@@ -9,6 +9,7 @@
 //! The endpoint serves the classic Prometheus text format (0.0.4), not OpenMetrics, because
 //! `promtool check metrics` and older scrapers only parse the classic one.
 
+mod buckets;
 mod labels;
 mod record;
 mod server;
@@ -21,13 +22,13 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 pub use labels::{OPEN_VOCABULARY_LIMIT, OTHER, SERVER_STATES};
 pub use server::{router, serve, MetricsServer, CONTENT_TYPE};
 
+use buckets::{fast_histogram, histogram_family, long_histogram, HistogramFamily};
 use labels::*;
 
 /// How a drain ended; the `result` label of `haproxy_drain_drains_finished_total`.
@@ -81,32 +82,6 @@ pub enum Readiness {
     NotReady(Vec<String>),
 }
 
-/// Buckets for drains and out-of-rotation times: sub-second idle drains up to long deadlines.
-const LONG_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-];
-
-/// Buckets for reaction and command latency, from 0.5 ms.
-const FAST_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn long_histogram() -> Histogram {
-    Histogram::new(LONG_BUCKETS.iter().copied())
-}
-
-fn fast_histogram() -> Histogram {
-    Histogram::new(FAST_BUCKETS.iter().copied())
-}
-
-fn histogram_family<L: Clone + std::hash::Hash + Eq>(
-    make: fn() -> Histogram,
-) -> HistogramFamily<L> {
-    Family::new_with_constructor(make)
-}
-
 /// All of haproxy-drain's metrics. Share it as `Arc<Metrics>`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -127,6 +102,8 @@ pub struct Metrics {
     docker_events: Family<ActionLabels, Counter>,
     docker_reconnects: Counter,
     docker_connected: Gauge,
+    /// The first reconciliation was applied: the daemon knows its servers.
+    reconciled: std::sync::atomic::AtomicBool,
     haproxy_commands: Family<CommandResultLabels, Counter>,
     haproxy_command_duration: HistogramFamily<CommandLabels>,
     haproxy_connected: Family<HaproxyLabels, Gauge>,
@@ -180,6 +157,7 @@ impl Metrics {
             docker_events: Family::default(),
             docker_reconnects: Counter::default(),
             docker_connected: Gauge::default(),
+            reconciled: std::sync::atomic::AtomicBool::new(false),
             haproxy_commands: Family::default(),
             haproxy_command_duration: histogram_family(fast_histogram),
             haproxy_connected: Family::default(),
@@ -393,6 +371,9 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if haproxies.is_empty() {
             missing.push("haproxy: no HAProxy connected yet".to_string());
+        }
+        if !self.reconciled.load(std::sync::atomic::Ordering::Relaxed) {
+            missing.push("reconciliation: the first pass has not finished".to_string());
         }
         for (url, connected) in haproxies.iter() {
             if !connected {

@@ -254,6 +254,12 @@ impl Metrics {
         self.docker_connected.set(i64::from(connected));
     }
 
+    /// A reconciliation was applied; `/readyz` waits for the first.
+    pub fn reconciled(&self) {
+        self.reconciled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// One runtime API command. `command`: a verb such as `set_weight`; `result`: `ok` or
     /// `error` (anything other than `ok` counts as `error`).
     pub fn haproxy_command(&self, command: &str, result: &str, duration: Duration) {

@@ -148,8 +148,9 @@ fn docker_actions_and_commands_are_bounded() {
 #[test]
 fn readiness_needs_docker_and_every_haproxy() {
     let metrics = Metrics::new();
-    assert!(matches!(metrics.readiness(), Readiness::NotReady(missing) if missing.len() == 2));
+    assert!(matches!(metrics.readiness(), Readiness::NotReady(missing) if missing.len() == 3));
     metrics.set_docker_connected(true);
+    metrics.reconciled();
     metrics.set_haproxy_connected("/run/haproxy/a.sock", true);
     metrics.set_haproxy_connected("/run/haproxy/b.sock", false);
     match metrics.readiness() {
