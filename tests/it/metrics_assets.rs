@@ -106,6 +106,14 @@ async fn healthz_is_ok_and_readyz_follows_connectivity() {
     endpoint
         .metrics
         .set_haproxy_connected("/run/haproxy/a.sock", true);
+    let unreconciled = http_get(endpoint.addr, "/readyz").await.expect("readyz");
+    assert_eq!(unreconciled.status, 503);
+    assert!(
+        unreconciled.body.contains("reconciliation"),
+        "{}",
+        unreconciled.body
+    );
+    endpoint.metrics.reconciled();
     let ready = http_get(endpoint.addr, "/readyz").await.expect("readyz");
     assert_eq!(ready.status, 200, "{}", ready.body);
 }
