@@ -48,14 +48,22 @@ struct File {
 }
 
 /// The persisted map, shared by every server task.
+///
+/// Writes are group commits: a change returns once a write that contains it is done, and one
+/// write covers every change made while the previous one ran, so hundreds of servers changing at
+/// once cost a few writes of the whole file, not hundreds.
 #[derive(Debug)]
 pub struct OwnershipStore {
     path: Option<PathBuf>,
     servers: Mutex<Records>,
+    /// The generation of the last write done; held during the write.
+    written: Mutex<u64>,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Records {
+    /// Counts changes; not persisted.
+    generation: u64,
     held: BTreeMap<ServerId, Ownership>,
     dynamic: std::collections::BTreeSet<ServerId>,
     rolling: std::collections::BTreeSet<String>,
@@ -77,6 +85,7 @@ impl OwnershipStore {
         Ok(Self {
             path,
             servers: Mutex::new(servers),
+            written: Mutex::new(0),
         })
     }
 
@@ -89,20 +98,26 @@ impl OwnershipStore {
     }
 
     pub async fn save(&self, id: &ServerId, ownership: Ownership) -> Result<(), OwnershipError> {
-        let mut records = self.servers.lock().await;
-        if records.held.get(id) == Some(&ownership) {
-            return Ok(());
-        }
-        records.held.insert(id.clone(), ownership);
-        self.persist(&records)
+        let generation = {
+            let mut records = self.servers.lock().await;
+            if records.held.get(id) == Some(&ownership) {
+                return Ok(());
+            }
+            records.held.insert(id.clone(), ownership);
+            records.changed()
+        };
+        self.commit(generation).await
     }
 
     pub async fn forget(&self, id: &ServerId) -> Result<(), OwnershipError> {
-        let mut records = self.servers.lock().await;
-        if records.held.remove(id).is_none() {
-            return Ok(());
-        }
-        self.persist(&records)
+        let generation = {
+            let mut records = self.servers.lock().await;
+            if records.held.remove(id).is_none() {
+                return Ok(());
+            }
+            records.changed()
+        };
+        self.commit(generation).await
     }
 
     pub async fn is_dynamic(&self, id: &ServerId) -> bool {
@@ -110,16 +125,19 @@ impl OwnershipStore {
     }
 
     pub async fn set_dynamic(&self, id: &ServerId, dynamic: bool) -> Result<(), OwnershipError> {
-        let mut records = self.servers.lock().await;
-        let changed = if dynamic {
-            records.dynamic.insert(id.clone())
-        } else {
-            records.dynamic.remove(id)
+        let generation = {
+            let mut records = self.servers.lock().await;
+            let changed = if dynamic {
+                records.dynamic.insert(id.clone())
+            } else {
+                records.dynamic.remove(id)
+            };
+            if !changed {
+                return Ok(());
+            }
+            records.changed()
         };
-        if changed {
-            self.persist(&records)?;
-        }
-        Ok(())
+        self.commit(generation).await
     }
 
     /// Containers a roll had stopped (and perhaps set aside for a recreate) and not yet started
@@ -131,23 +149,42 @@ impl OwnershipStore {
     /// Records (`true`, before the roll stops it) or clears (`false`, once it runs again) a
     /// container's place in a roll.
     pub async fn set_rolling(&self, container: &str, rolling: bool) -> Result<(), OwnershipError> {
-        let mut records = self.servers.lock().await;
-        let changed = if rolling {
-            records.rolling.insert(container.to_string())
-        } else {
-            records.rolling.remove(container)
+        let generation = {
+            let mut records = self.servers.lock().await;
+            let changed = if rolling {
+                records.rolling.insert(container.to_string())
+            } else {
+                records.rolling.remove(container)
+            };
+            if !changed {
+                return Ok(());
+            }
+            records.changed()
         };
-        if changed {
-            self.persist(&records)?;
-        }
-        Ok(())
+        self.commit(generation).await
     }
 
-    fn persist(&self, records: &Records) -> Result<(), OwnershipError> {
-        match &self.path {
-            Some(path) => write(path, records),
-            None => Ok(()),
+    /// Returns once a write containing change `generation` is done (this one or another
+    /// caller's).
+    async fn commit(&self, generation: u64) -> Result<(), OwnershipError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut written = self.written.lock().await;
+        if *written >= generation {
+            return Ok(());
         }
+        let records = self.servers.lock().await.clone();
+        write(path, &records)?;
+        *written = records.generation;
+        Ok(())
+    }
+}
+
+impl Records {
+    fn changed(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
     }
 }
 
@@ -284,6 +321,34 @@ mod tests {
         assert_eq!(again.all().await.len(), 1);
         assert!(again.is_dynamic(&ServerId::new("be", "dyn")).await);
         assert!(!again.is_dynamic(&id).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_are_all_written_before_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = std::sync::Arc::new(OwnershipStore::open(Some(path.clone())).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = ServerId::new("be", format!("s{i}"));
+                    store.save(&id, record(i)).await.unwrap();
+                    // Returned: the file has it, whoever wrote it.
+                    let text = std::fs::read_to_string(dir_file(&store)).unwrap();
+                    assert!(text.contains(&format!("\"be/s{i}\"")), "s{i} written");
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let again = OwnershipStore::open(Some(path)).unwrap();
+        assert_eq!(again.all().await.len(), 200);
+    }
+
+    fn dir_file(store: &OwnershipStore) -> PathBuf {
+        store.path.clone().expect("a file-backed store")
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl Executor {
     /// A fresh read of the server on every HAProxy (merged); `None` when none has it or none
     /// answered.
     pub async fn observe(&self) -> Option<Observed> {
-        self.ctx.fleet.observe(&self.id).await.ok().flatten()
+        self.ctx.fleet.observe(&self.id).await
     }
 
     async fn save_ownership(&self, ownership: Ownership) {

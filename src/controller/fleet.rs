@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use super::reachability::Reachability;
+use super::single_flight::SingleFlight;
 use crate::drain::Observed;
 use crate::haproxy::{
     AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
@@ -27,6 +28,7 @@ pub struct Fleet {
     /// One per HAProxy: [`MAX_CONNECTIONS_PER_HAPROXY`] permits.
     connection_limits: Arc<Vec<Semaphore>>,
     reachability: Arc<Reachability>,
+    backend_states: Arc<SingleFlight<Option<Arc<Vec<ServerState>>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +47,7 @@ impl Fleet {
             .collect();
         Self {
             reachability: Arc::new(Reachability::new(clients.len())),
+            backend_states: Arc::new(SingleFlight::default()),
             clients: Arc::new(clients),
             connection_limits: Arc::new(connection_limits),
             metrics,
@@ -127,10 +130,21 @@ impl Fleet {
         result
     }
 
-    /// `show servers state <backend>` on every HAProxy, merged for one server; `None` when no
-    /// HAProxy has it (a backend one HAProxy lacks is not an error).
-    pub async fn observe(&self, server: &ServerId) -> Result<Option<Observed>, HaproxyError> {
-        let command = Command::ShowServersState(Some(server.backend.clone()));
+    /// `show servers state <backend>` on every HAProxy that answers, merged for one server;
+    /// `None` when no HAProxy has it (a backend one HAProxy lacks is not an error) or the read
+    /// failed. Concurrent reads of one backend are one read ([`SingleFlight`]).
+    pub async fn observe(&self, server: &ServerId) -> Option<Observed> {
+        let backend = &server.backend;
+        let states = self
+            .backend_states
+            .run(backend, || self.read_backend_states(backend))
+            .await?;
+        let mine: Vec<ServerState> = states.iter().filter(|s| &s.id == server).cloned().collect();
+        merge(&mine)
+    }
+
+    async fn read_backend_states(&self, backend: &str) -> Option<Arc<Vec<ServerState>>> {
+        let command = Command::ShowServersState(Some(backend.to_string()));
         let results = self.apply(&command).await.into_iter().map(|(i, result)| {
             let states = match result {
                 Ok(Reply::ServersState(all)) => Ok(all),
@@ -140,14 +154,8 @@ impl Fleet {
             };
             (i, states)
         });
-        let states: Vec<ServerState> = self
-            .reachability
-            .answers(results.collect())?
-            .into_iter()
-            .flatten()
-            .filter(|s| &s.id == server)
-            .collect();
-        Ok(merge(&states))
+        let answers = self.reachability.answers(results.collect()).ok()?;
+        Some(Arc::new(answers.into_iter().flatten().collect()))
     }
 
     /// The `show stat` rows of one backend's servers, from every HAProxy that answers (see

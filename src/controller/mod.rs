@@ -26,6 +26,7 @@ mod report;
 mod routes;
 mod server_msg;
 pub mod server_task;
+mod single_flight;
 mod snapshot;
 mod status;
 

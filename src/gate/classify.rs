@@ -164,5 +164,25 @@ fn percent_decode(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "classify_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_never_panics_on_odd_input() {
+        for text in ["%", "%4", "%zz", "%e2%82", "a%2", "%%%"] {
+            let _ = percent_decode(text);
+            let _ = classify("POST", &format!("/containers/{text}/stop"), Some(text));
+            let _ = classify(
+                "DELETE",
+                &format!("/containers/{text}"),
+                Some(&format!("force={text}")),
+            );
+        }
+        assert_eq!(percent_decode("a%2Fb"), "a/b");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(
+            query_value(Some("signal=SIG%54ERM"), "signal").as_deref(),
+            Some("SIGTERM")
+        );
+    }
+}

@@ -4,8 +4,8 @@
 //! plus live duplicates. The watcher must deliver every event once (live duplicates aside, which
 //! the machine treats idempotently), in order, and end with every container's real last event.
 //!
-//! Partial: this drives the watcher (`DockerClient::watch`), not a whole daemon with 500 mapped
-//! servers in HAProxy (that needs a fake engine answering list and inspect too).
+//! This drives the watcher (`DockerClient::watch`) alone, with replays and cuts;
+//! `flood_daemon.rs` sends a storm through a whole daemon with 500 servers in a real HAProxy.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -11,4 +11,5 @@ pub mod roll;
 pub mod rotation;
 pub mod shutdown_world;
 pub mod stack;
+pub mod storm_engine;
 pub mod wait;
