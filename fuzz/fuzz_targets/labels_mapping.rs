@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use haproxy_drain::config::Config;
+use haproxy_drain::config::{Config, ServerTemplate};
 use haproxy_drain::mapping;
 use libfuzzer_sys::fuzz_target;
 
@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let _ = mapping::has_our_labels(&labels);
-    let _ = mapping::check_template(name);
+    if let Ok(template) = ServerTemplate::parse(name) {
+        let _ = template.render(name);
+    }
     let _ = mapping::glob_match(name, name);
     for config in configs() {
         if let Err(error) = mapping::resolve(name, &labels, config) {
