@@ -40,11 +40,13 @@ impl StopRequest {
         }
     }
 
-    /// Two requests for the same run (SIGTERM, then Docker's SIGKILL): the first one dates the
-    /// run's end; the hold lasts as long as the longer of the two.
+    /// Two requests (SIGTERM, then Docker's SIGKILL; or a new stop after a run we never saw
+    /// start): the later one dates the request, since every run that started before it was asked
+    /// to end by it (dating by the first let an unseen run between the two count as new); the
+    /// hold lasts as long as the longer of the two.
     pub fn merge(self, later: StopRequest) -> StopRequest {
         StopRequest {
-            at_unix_nanos: self.at_unix_nanos.min(later.at_unix_nanos),
+            at_unix_nanos: self.at_unix_nanos.max(later.at_unix_nanos),
             hold_until_unix_ms: self.hold_until_unix_ms.max(later.hold_until_unix_ms),
         }
     }
@@ -96,12 +98,15 @@ mod tests {
     }
 
     #[test]
-    fn merge_keeps_the_first_request_and_the_longest_hold() {
+    fn merge_keeps_the_later_request_and_the_longest_hold() {
         let term = StopRequest::new(100 * SEC, Some(Duration::from_secs(60)), Duration::ZERO);
         let kill = StopRequest::new(102 * SEC, Some(Duration::from_secs(1)), Duration::ZERO);
         let merged = term.merge(kill);
-        assert_eq!(merged.at_unix_nanos, 100 * SEC);
+        assert_eq!(merged.at_unix_nanos, 102 * SEC);
         assert_eq!(merged.hold_until_unix_ms, term.hold_until_unix_ms);
         assert_eq!(kill.merge(term), merged);
+        // A run that started between the two (never seen) was asked to end by the second.
+        assert!(!merged.ended_by(Some(101 * SEC)));
+        assert!(merged.ended_by(Some(103 * SEC)));
     }
 }
