@@ -127,12 +127,7 @@ impl OwnershipStore {
     pub async fn set_dynamic(&self, id: &ServerId, dynamic: bool) -> Result<(), OwnershipError> {
         let generation = {
             let mut records = self.servers.lock().await;
-            let changed = if dynamic {
-                records.dynamic.insert(id.clone())
-            } else {
-                records.dynamic.remove(id)
-            };
-            if !changed {
+            if !set_member(&mut records.dynamic, id, dynamic) {
                 return Ok(());
             }
             records.changed()
@@ -151,12 +146,7 @@ impl OwnershipStore {
     pub async fn set_rolling(&self, container: &str, rolling: bool) -> Result<(), OwnershipError> {
         let generation = {
             let mut records = self.servers.lock().await;
-            let changed = if rolling {
-                records.rolling.insert(container.to_string())
-            } else {
-                records.rolling.remove(container)
-            };
-            if !changed {
+            if !set_member(&mut records.rolling, &container.to_string(), rolling) {
                 return Ok(());
             }
             records.changed()
@@ -178,6 +168,19 @@ impl OwnershipStore {
         write(path, &records)?;
         *written = records.generation;
         Ok(())
+    }
+}
+
+/// Adds or removes `item`; true when the set changed.
+fn set_member<T: Ord + Clone>(
+    set: &mut std::collections::BTreeSet<T>,
+    item: &T,
+    member: bool,
+) -> bool {
+    if member {
+        set.insert(item.clone())
+    } else {
+        set.remove(item)
     }
 }
 

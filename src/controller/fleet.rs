@@ -145,38 +145,43 @@ impl Fleet {
 
     async fn read_backend_states(&self, backend: &str) -> Option<Arc<Vec<ServerState>>> {
         let command = Command::ShowServersState(Some(backend.to_string()));
-        let results = self.apply(&command).await.into_iter().map(|(i, result)| {
-            let states = match result {
-                Ok(Reply::ServersState(all)) => Ok(all),
-                Ok(_) => Ok(Vec::new()),
-                Err(HaproxyError::Command(e)) if e.is_not_found() => Ok(Vec::new()),
-                Err(e) => Err(e),
-            };
-            (i, states)
-        });
-        let answers = self.reachability.answers(results.collect()).ok()?;
-        Some(Arc::new(answers.into_iter().flatten().collect()))
+        let states = self
+            .backend_rows(&command, |reply| match reply {
+                Reply::ServersState(all) => all,
+                _ => Vec::new(),
+            })
+            .await;
+        states.ok().map(Arc::new)
     }
 
     /// The `show stat` rows of one backend's servers, from every HAProxy that answers (see
     /// [`Reachability::answers`]).
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
         let command = Command::ShowStatServers(backend.to_string());
-        let results = self.apply(&command).await.into_iter().map(|(i, result)| {
+        self.backend_rows(&command, |reply| match reply {
+            Reply::Stat(rows) => rows,
+            _ => Vec::new(),
+        })
+        .await
+    }
+
+    /// One backend read on every HAProxy that is up, the rows of all that answer together. A
+    /// HAProxy without the backend has no rows (not an error).
+    async fn backend_rows<T>(
+        &self,
+        command: &Command,
+        rows: fn(Reply) -> Vec<T>,
+    ) -> Result<Vec<T>, HaproxyError> {
+        let results = self.apply(command).await.into_iter().map(|(i, result)| {
             let rows = match result {
-                Ok(Reply::Stat(rows)) => Ok(rows),
-                Ok(_) => Ok(Vec::new()),
+                Ok(reply) => Ok(rows(reply)),
                 Err(HaproxyError::Command(e)) if e.is_not_found() => Ok(Vec::new()),
                 Err(e) => Err(e),
             };
             (i, rows)
         });
-        Ok(self
-            .reachability
-            .answers(results.collect())?
-            .into_iter()
-            .flatten()
-            .collect())
+        let answers = self.reachability.answers(results.collect())?;
+        Ok(answers.into_iter().flatten().collect())
     }
 
     /// Current sessions of one server, summed over every HAProxy that answers.

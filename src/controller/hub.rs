@@ -29,7 +29,9 @@ pub struct Hub {
 
 #[derive(Default)]
 struct ReadState {
-    in_flight: bool,
+    /// The read under way; a finished handle whose result never came (a panic) lets the next
+    /// request start a new one.
+    in_flight: Option<tokio::task::JoinHandle<()>>,
     pending: Option<&'static str>,
 }
 
@@ -65,7 +67,7 @@ impl Hub {
                     control::on_control(&mut self.routes, &self.reconciler, request).await
                 }
                 Some(truth) = truths.recv() => {
-                    self.reads.in_flight = false;
+                    self.reads.in_flight = None;
                     if let Some(truth) = truth {
                         self.reconciler.apply(&mut self.routes, truth).await;
                     }
@@ -86,15 +88,19 @@ impl Hub {
     /// Starts a reconciliation read in its own task, or folds the request into the next one
     /// when a read is under way.
     fn reconcile(&mut self, why: &'static str, truth_tx: &mpsc::Sender<Option<Truth>>) {
-        if self.reads.in_flight {
+        if self
+            .reads
+            .in_flight
+            .as_ref()
+            .is_some_and(|r| !r.is_finished())
+        {
             self.reads.pending.get_or_insert(why);
             return;
         }
-        self.reads.in_flight = true;
         let (ctx, tx) = (self.ctx.clone(), truth_tx.clone());
-        tokio::spawn(async move {
+        self.reads.in_flight = Some(tokio::spawn(async move {
             let _ = tx.send(Truth::read(ctx, why).await).await;
-        });
+        }));
     }
 
     async fn on_watch(&mut self, item: WatchItem, truth_tx: &mpsc::Sender<Option<Truth>>) {

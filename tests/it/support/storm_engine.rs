@@ -8,10 +8,9 @@
 //! passes without a listener. Their list and inspect answers follow the events sent so far (the
 //! last one wins), as the real engine's would.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // benches include tests/it/support and use none of this
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -98,10 +97,6 @@ impl StormEngine {
     /// `unix:///…/storm.sock`, for `DOCKER_HOST`.
     pub fn url(&self) -> String {
         format!("unix://{}", self.path.display())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Sends one event of synthetic container `i` now (`kill` with SIGTERM, `die`, `stop`,
@@ -298,18 +293,4 @@ fn json(status: u16, body: String) -> Response<Body> {
         .header("Content-Type", "application/json")
         .body(full(body.into_bytes()))
         .expect("a valid response")
-}
-
-/// Which synthetic container names map to a server: `storm-{i}` → `s{i}`.
-pub fn server_of(i: usize) -> String {
-    format!("s{i}")
-}
-
-/// For a quick look at what the engine holds.
-pub fn by_name(engine: &StormEngine) -> HashMap<String, bool> {
-    let containers = engine.state.containers.lock().unwrap();
-    containers
-        .iter()
-        .map(|c| (c.name.clone(), c.running))
-        .collect()
 }
