@@ -23,7 +23,19 @@ use super::set_aside::set_aside_name;
 impl DockerClient {
     /// Fails with [`DockerError::ContainerNotFound`] unless the container exists (running or
     /// not).
+    ///
+    /// A container still set aside by a recreate that failed half-way (the create's connection
+    /// cut while the engine went on, so the name could not be given back) is dealt with first,
+    /// as the next start would: the container ends under its name and running.
     pub async fn require_container(&self, name: &str) -> Result<(), DockerError> {
+        if self.inspect(&set_aside_name(name)).await?.is_some() {
+            let ops = self.finish_interrupted_roll(name).await?;
+            tracing::warn!(
+                container = name,
+                ?ops,
+                "finished a recreate an earlier roll left half-way"
+            );
+        }
         self.inspect_full(name).await.map(drop)
     }
 
@@ -87,7 +99,7 @@ impl DockerClient {
                         Ok(()) => format!("the old container ({old_image_id}) got its name back and was started"),
                         Err(e) => format!("the old container ({old_image_id}) got its name back but did not start: {e}"),
                     },
-                    Err(e) => format!("the old container is kept as {aside}: {e}; the next start of haproxy-drain renames it back"),
+                    Err(e) => format!("the old container is kept as {aside}: {e}; the next roll of it or start of haproxy-drain finishes the swap"),
                 };
                 Err(DockerError::Recreate {
                     name: name.to_string(),
