@@ -253,7 +253,7 @@ impl ContainerSpec {
         self
     }
 
-    fn run_args(&self) -> Vec<String> {
+    pub fn run_args(&self) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "run".into(),
             "-d".into(),

@@ -1,0 +1,11 @@
+//! The rollout benchmark (issue #11), shared by `benches/rollout.rs` and the short variant in
+//! `tests/it/bench_rollout_short.rs`: a load that records every request's latency, a sampler of
+//! HAProxy's rotation, the daemon's CPU and memory, the scenarios, the report and its plot.
+#![allow(dead_code)] // the bench and the short test use different parts
+
+pub mod cost;
+pub mod load;
+pub mod plot;
+pub mod report;
+pub mod rotation;
+pub mod scenarios;
