@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the tests and the demo use (haproxy 2.6, wrk for load, promtool/prometheus
 # for the metrics tests, socat and curl for poking sockets by hand, docker-compose for
 # docker/compose.yaml, systemd for systemd-analyze verify of the unit files).
-PACKAGES := haproxy wrk prometheus socat curl docker-compose systemd
+PACKAGES := haproxy wrk prometheus socat curl docker-compose systemd fonts-dejavu-core
 # ansible-playbook for the fleet rollout test (ansible/), from PyPI.
 ANSIBLE_CORE := ansible-core>=2.16,<2.20
 CARGO ?= cargo
@@ -51,8 +51,10 @@ lint:
 test: deps images image lint clean-test-leftovers
 	$(CARGO) test --workspace --no-fail-fast
 
+# BENCH=rollout (or any bench name) runs one; the rollout harness writes docs/bench/.
+BENCH ?=
 bench: deps images
-	$(CARGO) bench
+	$(CARGO) bench $(if $(BENCH),--bench $(BENCH),)
 
 # libFuzzer targets (fuzz/, outside the workspace): nightly, or stable with RUSTC_BOOTSTRAP=1.
 FUZZ_SECONDS ?= 60

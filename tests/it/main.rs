@@ -1,6 +1,7 @@
 //! One integration-test binary (links once): real HAProxy, real Docker.
 
 mod architecture;
+mod bench_rollout_short;
 mod control_access;
 mod control_api;
 mod control_check;

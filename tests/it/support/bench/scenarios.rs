@@ -175,7 +175,12 @@ async fn wait_server(world: &World, index: usize, full_weight: bool) {
         assert!(
             Instant::now() < deadline,
             "{server} not back in rotation after {STEP_TIMEOUT:?}: {:?}",
-            docker(&["ps", "-a", "--filter", &format!("name={}", world.name(index))])
+            docker(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={}", world.name(index))
+            ])
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
