@@ -9,6 +9,9 @@ use plotters::prelude::*;
 
 use super::report::{grouped, median, Measurement};
 
+/// A measure to plot: its title and how to read it from one run.
+type Measure = (&'static str, fn(&Measurement) -> f64);
+
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 const COLORS: [RGBColor; 3] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), GREEN];
 
@@ -41,7 +44,7 @@ pub fn draw(runs: &[Measurement], path: &Path) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(700);
-    let measures: [(&str, fn(&Measurement) -> f64); 2] = [
+    let measures: [Measure; 2] = [
         ("failed requests", |m| m.failed as f64),
         ("rollout wall time (s)", |m| m.wall.as_secs_f64()),
     ];
