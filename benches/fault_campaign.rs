@@ -30,17 +30,11 @@ fn main() {
             seed: options.seed,
         };
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let report = runtime.block_on(run(options));
+    let report = support::block_on(run(options));
     println!("{}", report.summary());
     let problems = report.problems();
     if !problems.is_empty() {
         eprintln!("{}", problems.join("\n\n"));
-        drop(runtime);
         std::process::exit(1);
     }
 }

@@ -36,12 +36,7 @@ const CP_RUNS: usize = 3;
 const CP_BYTES: usize = 100 * 1024 * 1024;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {

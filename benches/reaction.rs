@@ -48,12 +48,7 @@ const REACTION_METRIC: &str = "haproxy_drain_reaction_latency_seconds";
 const RESTORE_METRIC: &str = "haproxy_drain_restore_start_to_rotation_seconds";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {

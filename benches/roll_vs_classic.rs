@@ -35,12 +35,7 @@ struct Row {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {
@@ -94,20 +89,8 @@ fn print_table(title: &str, rows: &[Row]) {
 
 async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
     let load = Load::start(world.frontend, WORKERS, PATH);
-    let mut args: Vec<String> = vec!["roll".into()];
-    args.extend(world.names());
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args.extend(["--timeout".to_string(), "60s".to_string()]);
-    let socket = world.daemon.control_socket();
     let started = Instant::now();
-    let output = blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .args(&args)
-            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
-            .output()
-            .expect("CLI runs")
-    })
-    .await;
+    let output = world.roll_cli(extra).await;
     let wall = started.elapsed();
     let tally = load.stop().await;
     assert!(

@@ -42,12 +42,7 @@ fn shell(command: &str) -> String {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {

@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use haproxy_drain::haproxy::{Client, HaproxyAddr, Info, WorkerTarget};
@@ -231,11 +232,23 @@ fn haproxy_binary() -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago (bound, then released for HAProxy to take).
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up here) and are never handed
+/// out twice by this process: a port released by `bind(0)` can be handed to the next `bind(0)`
+/// before its intended owner (a container that is still starting) takes it, which once made a
+/// sidecar's metrics listener and another test's HAProxy frontend collide.
 pub fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind a free loopback port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = 20_000 + (std::process::id() % 1_000) * 12;
+    for _ in 0..12_000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (start - 20_000 + offset) % 12_000)
+            .expect("ports 20000..32000 fit u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000")
 }
 
 fn render_config(dir: &Path, tcp_port: u16, config: &HaproxyConfig) -> String {

@@ -109,19 +109,7 @@ async fn classic(world: &mut World) {
 }
 
 async fn roll(world: &mut World, extra: &[&str]) {
-    let mut args: Vec<String> = vec!["roll".into()];
-    args.extend(world.names());
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args.extend(["--timeout".to_string(), "60s".to_string()]);
-    let socket = world.daemon.control_socket();
-    let output = blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .args(&args)
-            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
-            .output()
-            .expect("CLI runs")
-    })
-    .await;
+    let output = world.roll_cli(extra).await;
     assert!(
         output.status.success(),
         "roll {extra:?} failed: {}",
