@@ -45,6 +45,10 @@ struct File {
     /// Containers a roll is between stopping and starting again (see [`OwnershipStore::rolling`]).
     #[serde(default)]
     rolling: Vec<String>,
+    /// Containers under `roll --surge`, each with its server (the copy's temporary server is
+    /// derived from it).
+    #[serde(default)]
+    surging: BTreeMap<String, String>,
 }
 
 /// The persisted map, shared by every server task.
@@ -67,6 +71,7 @@ struct Records {
     held: BTreeMap<ServerId, Ownership>,
     dynamic: std::collections::BTreeSet<ServerId>,
     rolling: std::collections::BTreeSet<String>,
+    surging: BTreeMap<String, ServerId>,
 }
 
 impl OwnershipStore {
@@ -154,6 +159,41 @@ impl OwnershipStore {
         self.commit(generation).await
     }
 
+    /// Containers a surge was replacing, with their server: if haproxy-drain dies there, its
+    /// next start finishes or undoes the swap and removes the copy's temporary server.
+    pub async fn surging(&self) -> Vec<(String, ServerId)> {
+        let records = self.servers.lock().await;
+        records
+            .surging
+            .iter()
+            .map(|(c, s)| (c.clone(), s.clone()))
+            .collect()
+    }
+
+    /// Records (before the copy is created) or clears (`None`, once only the container under its
+    /// name is left) a container's surge.
+    pub async fn set_surging(
+        &self,
+        container: &str,
+        server: Option<&ServerId>,
+    ) -> Result<(), OwnershipError> {
+        let generation = {
+            let mut records = self.servers.lock().await;
+            let before = records.surging.get(container).cloned();
+            if before.as_ref() == server {
+                return Ok(());
+            }
+            match server {
+                Some(server) => records
+                    .surging
+                    .insert(container.to_string(), server.clone()),
+                None => records.surging.remove(container),
+            };
+            records.changed()
+        };
+        self.commit(generation).await
+    }
+
     /// Returns once a write containing change `generation` is done (this one or another
     /// caller's).
     async fn commit(&self, generation: u64) -> Result<(), OwnershipError> {
@@ -201,6 +241,11 @@ fn write(path: &Path, records: &Records) -> Result<(), OwnershipError> {
             .collect(),
         dynamic: records.dynamic.iter().map(|id| id.to_string()).collect(),
         rolling: records.rolling.iter().cloned().collect(),
+        surging: records
+            .surging
+            .iter()
+            .map(|(c, s)| (c.clone(), s.to_string()))
+            .collect(),
     };
     let write_err = |source| OwnershipError::Write {
         path: path.display().to_string(),
@@ -250,6 +295,9 @@ fn load(path: &Path) -> Result<Records, OwnershipError> {
         records.dynamic.insert(id(&key)?);
     }
     records.rolling = file.rolling.into_iter().collect();
+    for (container, server) in file.surging {
+        records.surging.insert(container, id(&server)?);
+    }
     Ok(records)
 }
 
@@ -317,9 +365,14 @@ mod tests {
         store.set_rolling("app_1", true).await.unwrap();
         store.set_rolling("app_2", true).await.unwrap();
         store.set_rolling("app_2", false).await.unwrap();
+        let temp = ServerId::new("be", "app_3.haproxy-drain-new");
+        store.set_surging("app_3", Some(&temp)).await.unwrap();
+        store.set_surging("app_4", Some(&temp)).await.unwrap();
+        store.set_surging("app_4", None).await.unwrap();
         drop(store);
         let again = OwnershipStore::open(Some(path)).unwrap();
         assert_eq!(again.rolling().await, vec!["app_1".to_string()]);
+        assert_eq!(again.surging().await, vec![("app_3".to_string(), temp)]);
         assert_eq!(again.get(&id).await, Some(record(7)));
         assert_eq!(again.all().await.len(), 1);
         assert!(again.is_dynamic(&ServerId::new("be", "dyn")).await);

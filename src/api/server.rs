@@ -186,6 +186,8 @@ async fn start_roll(
         pull: body.pull,
         max_unavailable: body.max_unavailable.unwrap_or(1),
         step_timeout: millis_or(body.timeout_ms, DEFAULT_STEP_TIMEOUT),
+        surge: body.surge || body.max_surge.is_some(),
+        max_surge: body.max_surge.unwrap_or(1),
     };
     tracing::info!(containers = ?spec.containers, image = ?spec.image, "control API: roll");
     let id = rolls.start(spec)?;

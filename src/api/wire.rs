@@ -50,6 +50,12 @@ pub struct RollBody {
     /// How many containers may be out of rotation at once (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<usize>,
+    /// Start each replacement beside the running container before it is drained.
+    #[serde(default)]
+    pub surge: bool,
+    /// With `surge`: how many containers are replaced at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<usize>,
     /// Per-step limit for the drain wait and for the wait until back in rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,

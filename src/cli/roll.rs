@@ -26,6 +26,14 @@ pub struct RollArgs {
     /// How many containers may be out of rotation at once.
     #[arg(long, default_value_t = 1)]
     pub max_unavailable: usize,
+    /// Start each new container beside the old one and put it in rotation before the old one is
+    /// drained: the backend never has fewer servers in rotation. Refuses containers that cannot
+    /// run twice at once (host networking, a fixed host port or IP, a read-write named volume).
+    #[arg(long)]
+    pub surge: bool,
+    /// With --surge: how many containers are replaced at once (implies --surge).
+    #[arg(long, value_name = "N")]
+    pub max_surge: Option<usize>,
     /// Per container: how long to wait for the drain, and for it to be healthy again.
     #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub timeout: Duration,
@@ -39,8 +47,14 @@ pub async fn roll(args: RollArgs) -> Result<(), CliError> {
             "--max-unavailable must be at least 1".into(),
         ));
     }
+    if args.max_surge == Some(0) {
+        return Err(CliError::Usage("--max-surge must be at least 1".into()));
+    }
+    let surge = args.surge || args.max_surge.is_some();
     let client = args.control.client();
     let body = RollBody {
+        surge,
+        max_surge: args.max_surge,
         containers: args.containers.clone(),
         image: args.image.clone(),
         pull: args.pull,
@@ -48,15 +62,21 @@ pub async fn roll(args: RollArgs) -> Result<(), CliError> {
         timeout_ms: Some(millis(args.timeout)),
     };
     let created = client.start_roll(&body).await?;
-    let what = match &args.image {
-        Some(image) => format!("recreate with {image}"),
-        None => "restart".to_string(),
+    let what = match (&args.image, surge) {
+        (Some(image), true) => format!("surge to {image}"),
+        (None, true) => "surge".to_string(),
+        (Some(image), false) => format!("recreate with {image}"),
+        (None, false) => "restart".to_string(),
+    };
+    let at_once = if surge {
+        args.max_surge.unwrap_or(1)
+    } else {
+        args.max_unavailable
     };
     println!(
-        "{}: {what} {} ({} at a time)",
+        "{}: {what} {} ({at_once} at a time)",
         created.id,
         args.containers.join(", "),
-        args.max_unavailable
     );
     let tty = std::io::stdout().is_terminal();
     let width = args.containers.iter().map(String::len).max().unwrap_or(0);

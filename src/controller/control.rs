@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::handle::{
-    ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest,
+    ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
 };
 use super::reconcile::Reconciler;
 use super::routes::Routes;
 use super::server_msg::{DrainOutcome, ServerMsg};
 use super::snapshot::ServerSnapshot;
 use super::status::status_views;
+use super::surge;
 use crate::drain::budget::{self, BudgetCount, BudgetVerdict};
 use crate::drain::{DrainResult, Input};
 use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
@@ -50,6 +51,44 @@ pub async fn on_control(routes: &mut Routes, reconciler: &Reconciler, request: C
                 let _ = reply.send(Err(error));
             }
         },
+        ControlRequest::SurgeAdd {
+            container,
+            copy_id,
+            timeout,
+            reply,
+        } => {
+            let target = Target::Container(container);
+            let server = match routes.resolve(&target).await {
+                Ok(server) => server,
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+            };
+            let Some(mapping) = routes.servers.get(&server).map(|e| e.mapping.clone()) else {
+                let _ = reply.send(Err(ControlError::NotFound(target.to_string())));
+                return;
+            };
+            let ctx = routes.ctx.clone();
+            tokio::spawn(async move {
+                let added = surge::add_temp_server(&ctx, &server, &mapping, &copy_id, timeout);
+                let _ = reply.send(added.await);
+            });
+        }
+        ControlRequest::SurgeRemove {
+            server,
+            timeout,
+            reply,
+        } => {
+            let ctx = routes.ctx.clone();
+            tokio::spawn(async move {
+                let temp = surge::temp_server(&server);
+                let _ = reply.send(surge::remove_temp_server(&ctx, &temp, timeout).await);
+            });
+        }
+        ControlRequest::Adopt { container, reply } => {
+            let _ = reply.send(routes.adopt(&container).await);
+        }
     }
 }
 

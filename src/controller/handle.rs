@@ -101,6 +101,18 @@ pub struct ReadyReport {
     pub elapsed_ms: u64,
 }
 
+/// A surge copy's temporary server, in rotation (see `controller::surge`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurgeAddReport {
+    pub server: ServerId,
+    pub weight: u32,
+    /// Until the daemon's own probe of the copy passed.
+    pub probe_ms: u64,
+    /// From then until HAProxy's first check passed (0 without checks).
+    pub check_ms: u64,
+    pub elapsed_ms: u64,
+}
+
 /// Why a control request failed. Each maps to one HTTP status in the control API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ControlError {
@@ -154,6 +166,25 @@ pub enum ControlRequest {
         request: ReadyRequest,
         reply: oneshot::Sender<Result<ReadyReport, ControlError>>,
     },
+    /// Adds and gates the temporary server of `copy_id`, the surge copy of `container`.
+    SurgeAdd {
+        container: String,
+        copy_id: String,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<SurgeAddReport, ControlError>>,
+    },
+    /// Drains and deletes the temporary server of `server` (a no-op when there is none).
+    SurgeRemove {
+        server: ServerId,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// The container now under `container`'s name (a surge copy swapped in) is the one behind
+    /// its server: read like a `start` of it, even though it started before its name was taken.
+    Adopt {
+        container: String,
+        reply: oneshot::Sender<Result<ServerId, ControlError>>,
+    },
 }
 
 /// A cloneable handle to the running controller.
@@ -185,6 +216,42 @@ impl ControllerHandle {
 
     pub async fn drain(&self, request: DrainRequest) -> Result<DrainReport, ControlError> {
         self.ask(|reply| ControlRequest::Drain { request, reply })
+            .await?
+    }
+
+    pub async fn surge_add(
+        &self,
+        container: &str,
+        copy_id: &str,
+        timeout: Duration,
+    ) -> Result<SurgeAddReport, ControlError> {
+        let (container, copy_id) = (container.to_string(), copy_id.to_string());
+        self.ask(|reply| ControlRequest::SurgeAdd {
+            container,
+            copy_id,
+            timeout,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn surge_remove(
+        &self,
+        server: &ServerId,
+        timeout: Duration,
+    ) -> Result<(), ControlError> {
+        let server = server.clone();
+        self.ask(|reply| ControlRequest::SurgeRemove {
+            server,
+            timeout,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn adopt(&self, container: &str) -> Result<ServerId, ControlError> {
+        let container = container.to_string();
+        self.ask(|reply| ControlRequest::Adopt { container, reply })
             .await?
     }
 

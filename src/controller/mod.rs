@@ -10,6 +10,7 @@
 //! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
+//! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
 mod container_ref;
@@ -29,6 +30,7 @@ pub mod server_task;
 mod single_flight;
 mod snapshot;
 mod status;
+pub mod surge;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,6 +13,7 @@ use super::server_msg::ServerMsg;
 use super::server_task::ServerTask;
 use super::snapshot::ServerSnapshot;
 use super::Context;
+use crate::docker::{ContainerEvent, EventAction};
 use crate::haproxy::ServerId;
 use crate::mapping::{self, Mapping};
 use crate::shutdown::Shutdown;
@@ -69,6 +70,11 @@ impl Routes {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Option<Mapping> {
+        if crate::docker::surge::is_swap_name(name) {
+            // A surge copy or a container set aside: it shares the labels of the container it
+            // stands beside, and must not take that container's server.
+            return None;
+        }
         match mapping::resolve(name, labels, &self.ctx.config) {
             Ok(Some(mapping))
                 if self
@@ -155,6 +161,47 @@ impl Routes {
             }
         }
         Err(ControlError::NotFound(target.to_string()))
+    }
+
+    /// Makes the running container now under `name` the one behind its server (a surge copy
+    /// swapped in: it started under another name, so no event said so) and hands its server a
+    /// `start` of it, which restores the server with the copy's address once it passes the gate.
+    pub async fn adopt(&mut self, name: &str) -> Result<ServerId, ControlError> {
+        let not_found = || ControlError::NotFound(format!("container {name}"));
+        let info = match self.ctx.docker.inspect(name).await {
+            Ok(Some(info)) if info.running => info,
+            Ok(_) => return Err(not_found()),
+            Err(error) => return Err(ControlError::Conflict(error.to_string())),
+        };
+        let mapping = self
+            .map_container(&info.id, &info.name, &info.labels)
+            .ok_or_else(not_found)?;
+        let server = mapping.server.clone();
+        self.ensure_task(&server, &mapping, Some(&info.id)).await;
+        self.containers.retain(|_, known| known.name != info.name);
+        let known = KnownContainer {
+            name: info.name.clone(),
+            server: server.clone(),
+            routed_at: Instant::now(),
+        };
+        self.containers.insert(info.id.clone(), known);
+        let entry = self.servers.get_mut(&server).ok_or_else(not_found)?;
+        entry.current_container = Some(info.id.clone());
+        entry.current_running = true;
+        entry.routed_at = Some(Instant::now());
+        let start = ContainerEvent {
+            id: info.id.clone(),
+            name: info.name.clone(),
+            action: EventAction::Start,
+            attributes: info.labels.clone(),
+            time_nano: crate::controller::clock::clock().unix_ms as i64 * 1_000_000,
+        };
+        entry
+            .tx
+            .send(ServerMsg::Event(start))
+            .await
+            .map_err(|_| ControlError::Unavailable)?;
+        Ok(server)
     }
 
     fn resolve_known(&self, target: &Target) -> Result<ServerId, ControlError> {

@@ -78,6 +78,9 @@ pub enum DockerError {
     #[error("docker inspect {name} shows no {missing}; cannot tell what to recreate")]
     Incomplete { name: String, missing: &'static str },
 
+    #[error("container {name} cannot run twice at once, so `roll --surge` refuses it: {reason}; roll it without --surge")]
+    NotDuplicable { name: String, reason: String },
+
     #[error("creating {name} from image {image} failed: {message}; {restore}")]
     Recreate {
         name: String,

@@ -8,6 +8,9 @@
 //!   image exist, pull); [`plan`] — the pure part: what to create the container again with;
 //!   [`set_aside`] — the old container's name during the swap, and the recovery of a swap an
 //!   earlier run was killed in.
+//! - [`surge`] — `roll --surge`: the copy made beside a running container, the swap of names,
+//!   and the recovery of a surge an earlier run was killed in; [`duplicable`] — the pure rule of
+//!   what cannot run twice at once.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -15,6 +18,7 @@
 pub mod backoff;
 pub mod client;
 pub mod convert;
+pub mod duplicable;
 pub mod error;
 pub mod event_convert;
 pub mod events;
@@ -23,6 +27,7 @@ pub mod plan;
 pub mod recreate;
 pub mod set_aside;
 pub mod signal;
+pub mod surge;
 pub mod types;
 pub mod watch_log;
 

@@ -131,14 +131,17 @@ impl DockerClient {
 
     /// The full inspect output (the typed [`DockerClient::inspect`] keeps only what the
     /// controller needs; recreating needs everything).
-    async fn inspect_full(&self, name: &str) -> Result<ContainerInspectResponse, DockerError> {
+    pub(super) async fn inspect_full(
+        &self,
+        name: &str,
+    ) -> Result<ContainerInspectResponse, DockerError> {
         self.docker
             .inspect_container(name, None)
             .await
             .map_err(|e| self.container_error("inspect", name, e))
     }
 
-    async fn inspect_image(&self, image: &str) -> Result<ImageInspect, DockerError> {
+    pub(super) async fn inspect_image(&self, image: &str) -> Result<ImageInspect, DockerError> {
         match self.docker.inspect_image(image).await {
             Ok(found) => Ok(found),
             Err(BollardError::DockerResponseServerError {
@@ -151,7 +154,7 @@ impl DockerClient {
     }
 
     /// Creates the container and connects its extra networks; the message says which step failed.
-    async fn create(&self, plan: &RecreatePlan) -> Result<String, String> {
+    pub(super) async fn create(&self, plan: &RecreatePlan) -> Result<String, String> {
         let options = CreateContainerOptionsBuilder::default()
             .name(&plan.name)
             .build();

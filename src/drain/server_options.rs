@@ -24,6 +24,29 @@ pub fn dynamic_server_options(weight: u32, backend_checks: bool) -> Vec<String> 
     options
 }
 
+/// `add server` options of a surge copy's temporary server: the old server's weight and, when
+/// the backend runs checks, checks every 100 ms of which one passed check makes it `UP`: the
+/// daemon's own probe has already seen the app answer, so one check by HAProxy itself is what
+/// is left to prove.
+pub fn surge_server_options(weight: u32, backend_checks: bool) -> Vec<String> {
+    let mut options = vec!["weight".to_string(), weight.to_string()];
+    if backend_checks {
+        let timers = [
+            "check",
+            "inter",
+            "100ms",
+            "fastinter",
+            "100ms",
+            "rise",
+            "1",
+            "fall",
+            "2",
+        ];
+        options.extend(timers.map(String::from));
+    }
+    options
+}
+
 /// `ip:port` as `add server` wants it (IPv6 in brackets).
 pub fn server_address(ip: IpAddr, port: u16) -> String {
     match ip {
@@ -54,6 +77,16 @@ mod tests {
                 "{weight} of {initial:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_surge_server_checks_fast_and_rises_on_one_check() {
+        assert_eq!(surge_server_options(7, false), ["weight", "7"]);
+        let with_checks = surge_server_options(7, true).join(" ");
+        assert_eq!(
+            with_checks,
+            "weight 7 check inter 100ms fastinter 100ms rise 1 fall 2"
+        );
     }
 
     #[test]

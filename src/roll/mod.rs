@@ -15,6 +15,7 @@
 
 mod progress;
 mod run;
+mod surge;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,10 @@ pub struct RollSpec {
     pub pull: bool,
     pub max_unavailable: usize,
     pub step_timeout: Duration,
+    /// Start each replacement beside the running container first (see [`surge`]).
+    pub surge: bool,
+    /// With `surge`: how many containers are replaced at once.
+    pub max_surge: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +75,23 @@ pub trait RollDocker: Send + Sync {
         image: &'a str,
     ) -> BoxFuture<'a, Result<String, DockerError>>;
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// `--surge`: create and start a copy of the running container beside it; returns its id.
+    fn create_surge<'a>(
+        &'a self,
+        name: &'a str,
+        image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, DockerError>>;
+    /// The copy takes the name; the old container is set aside (still running).
+    fn swap_in_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Stops and removes the container set aside by the swap.
+    fn retire_set_aside<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Removes the copy, if any.
+    fn discard_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Finishes or undoes the Docker side of a surge haproxy-drain was killed in.
+    fn finish_interrupted_surge<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>>;
     /// Brings back a container a roll had stopped (or set aside) when haproxy-drain died:
     /// afterwards it exists under its name and runs.
     fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
@@ -98,6 +120,38 @@ impl RollDocker for DockerClient {
     }
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(DockerClient::start(self, name))
+    }
+    fn create_surge<'a>(
+        &'a self,
+        name: &'a str,
+        image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, DockerError>> {
+        Box::pin(DockerClient::create_surge(self, name, image))
+    }
+    fn swap_in_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::swap_in_surge(self, name))
+    }
+    fn retire_set_aside<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::retire_set_aside(self, name))
+    }
+    fn discard_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::discard_surge(self, name))
+    }
+    fn finish_interrupted_surge<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(async move {
+            let ops = DockerClient::finish_interrupted_surge(self, name).await?;
+            if !ops.is_empty() {
+                tracing::warn!(
+                    container = name,
+                    ?ops,
+                    "finished the surge an earlier run of haproxy-drain was killed in"
+                );
+            }
+            Ok(())
+        })
     }
     fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(async move {
@@ -185,6 +239,17 @@ impl RollManager {
                 tracing::error!(container = name, %error, "cannot update the state file");
             }
         }
+        for (name, server) in journal.surging().await {
+            if let Err(error) = self.inner.docker.finish_interrupted_surge(&name).await {
+                tracing::error!(container = name, %error, "cannot finish a surge an earlier run was killed in; retried at the next start");
+                continue;
+            }
+            // The controller's part waits in its queue until the hub runs.
+            let (controller, journal) = (self.inner.controller.clone(), journal.clone());
+            tokio::spawn(async move {
+                finish_interrupted_surge(&controller, &journal, &name, &server).await;
+            });
+        }
     }
 
     /// Validates the spec, refuses overlap with a running roll, and runs it in a task.
@@ -235,6 +300,35 @@ impl RollManager {
     }
 }
 
+/// The server follows whatever container now has the name (the copy or the old one), and the
+/// temporary server goes; then the surge is forgotten.
+async fn finish_interrupted_surge(
+    controller: &ControllerHandle,
+    journal: &OwnershipStore,
+    name: &str,
+    server: &crate::haproxy::ServerId,
+) {
+    let deadline = tokio::time::Instant::now() + DEFAULT_STEP_TIMEOUT;
+    loop {
+        match controller.adopt(name).await {
+            Ok(_) => break,
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                tracing::warn!(container = name, %error, "after an interrupted surge the container could not be adopted; reconciliation restores it");
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    if let Err(error) = controller.surge_remove(server, DEFAULT_STEP_TIMEOUT).await {
+        tracing::error!(%server, %error, "cannot remove the temporary server of an interrupted surge; retried at the next start");
+        return;
+    }
+    if let Err(error) = journal.set_surging(name, None).await {
+        tracing::error!(container = name, %error, "cannot update the state file");
+    }
+    tracing::warn!(container = name, %server, "finished a surge an earlier run of haproxy-drain was killed in");
+}
+
 fn validate(spec: &RollSpec) -> Result<(), RollError> {
     if spec.containers.is_empty() {
         return Err(RollError::Invalid("name at least one container".into()));
@@ -249,6 +343,9 @@ fn validate(spec: &RollSpec) -> Result<(), RollError> {
         return Err(RollError::Invalid(format!(
             "container {twice} is named twice"
         )));
+    }
+    if spec.surge && spec.max_surge == 0 {
+        return Err(RollError::Invalid("max_surge must be at least 1".into()));
     }
     if spec.pull && spec.image.is_none() {
         return Err(RollError::Invalid("pull needs an image".into()));

@@ -34,6 +34,14 @@ pub enum StepKind {
     Start,
     /// Wait until the server is back in rotation (health-gated by the controller).
     Ready,
+    /// `--surge`: create and start the copy beside the running container.
+    Copy,
+    /// `--surge`: the copy's temporary server, health-gated, in rotation.
+    Admit,
+    /// `--surge`: the old container set aside, the copy under the name, its server pointed at it.
+    Swap,
+    /// `--surge`: the temporary server deleted, the old container stopped and removed.
+    Retire,
 }
 
 impl StepKind {
@@ -46,6 +54,10 @@ impl StepKind {
             StepKind::Recreate => "recreate",
             StepKind::Start => "start",
             StepKind::Ready => "ready",
+            StepKind::Copy => "copy",
+            StepKind::Admit => "admit",
+            StepKind::Swap => "swap",
+            StepKind::Retire => "retire",
         }
     }
 }

@@ -57,7 +57,12 @@ impl Runner {
         }
         self.step(None, StepKind::Preflight, self.preflight(spec))
             .await?;
-        let batches: Vec<&[String]> = spec.containers.chunks(spec.max_unavailable).collect();
+        let at_once = if spec.surge {
+            spec.max_surge
+        } else {
+            spec.max_unavailable
+        };
+        let batches: Vec<&[String]> = spec.containers.chunks(at_once).collect();
         for (done, batch) in batches.iter().enumerate() {
             let untouched = || -> String {
                 let rest: Vec<&str> = batches[done + 1..]
@@ -77,7 +82,14 @@ impl Runner {
                     untouched()
                 ));
             }
-            let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
+            let results = join_all(batch.iter().map(|name| async move {
+                if spec.surge {
+                    self.surge_one(name, spec).await
+                } else {
+                    self.roll_one(name, spec).await
+                }
+            }))
+            .await;
             if let Some(metrics) = &self.metrics {
                 for result in &results {
                     metrics.roll_step(if result.is_ok() { "ok" } else { "failed" });
@@ -216,7 +228,7 @@ impl Runner {
     /// `ready` for a container that may be new: right after a recreate the controller may not
     /// have processed the new container's `create`/`start` events yet and answers NotFound, so
     /// NotFound is retried until the step's deadline.
-    async fn ready_when_known(
+    pub(super) async fn ready_when_known(
         &self,
         target: Target,
         timeout: Duration,
@@ -239,7 +251,7 @@ impl Runner {
     }
 
     /// Records one step around `work`; its error becomes the roll's error, prefixed with where.
-    async fn step(
+    pub(super) async fn step(
         &self,
         container: Option<&str>,
         kind: StepKind,

@@ -101,6 +101,16 @@ pub fn fake_controller() -> ControllerHandle {
                     };
                     let _ = reply.send(answer);
                 }
+                // Not used by the control API's tests.
+                ControlRequest::SurgeAdd { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable));
+                }
+                ControlRequest::SurgeRemove { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable));
+                }
+                ControlRequest::Adopt { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable));
+                }
             }
         }
     });

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use haproxy_drain::controller::handle::{
-    ControlError, ControlRequest, DrainReport, ReadyReport, ServerView,
+    ControlError, ControlRequest, DrainReport, ReadyReport, ServerView, SurgeAddReport,
 };
 use haproxy_drain::controller::{ControllerHandle, Owner, Target, Trigger};
 use haproxy_drain::docker::DockerError;
@@ -31,6 +31,8 @@ struct FakeDocker {
     images: Vec<String>,
     /// Container → image it runs; shared with the fake controller to decide health.
     running: Arc<Mutex<HashMap<String, String>>>,
+    /// Surge copies (container → image) until the swap; shared with the fake controller.
+    copies: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl RollDocker for FakeDocker {
@@ -89,6 +91,45 @@ impl RollDocker for FakeDocker {
         self.log.lock().unwrap().push(format!("finish {name}"));
         Box::pin(async { Ok(()) })
     }
+    fn create_surge<'a>(
+        &'a self,
+        name: &'a str,
+        image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, DockerError>> {
+        let image = image.unwrap_or("testapp:v1").to_string();
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("copy {name} {image}"));
+        self.copies.lock().unwrap().insert(name.to_string(), image);
+        Box::pin(async { Ok("c0b1e5c0b1e5".to_string()) })
+    }
+    fn swap_in_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log.lock().unwrap().push(format!("swap {name}"));
+        if let Some(image) = self.copies.lock().unwrap().remove(name) {
+            self.running.lock().unwrap().insert(name.to_string(), image);
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn retire_set_aside<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log.lock().unwrap().push(format!("retire {name}"));
+        Box::pin(async { Ok(()) })
+    }
+    fn discard_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log.lock().unwrap().push(format!("discard {name}"));
+        self.copies.lock().unwrap().remove(name);
+        Box::pin(async { Ok(()) })
+    }
+    fn finish_interrupted_surge<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("finish surge {name}"));
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn view(container: &str) -> ServerView {
@@ -117,7 +158,11 @@ fn server_of(target: &Target) -> ServerId {
 
 /// Answers like the controller: drains at once, `ready` times out for containers on BAD_IMAGE
 /// and answers NotFound once for each recreated container.
-fn fake_controller(log: Log, running: Arc<Mutex<HashMap<String, String>>>) -> ControllerHandle {
+fn fake_controller(
+    log: Log,
+    running: Arc<Mutex<HashMap<String, String>>>,
+    copies: Arc<Mutex<HashMap<String, String>>>,
+) -> ControllerHandle {
     let (tx, mut rx) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut not_yet_seen = std::collections::HashSet::new();
@@ -167,6 +212,40 @@ fn fake_controller(log: Log, running: Arc<Mutex<HashMap<String, String>>>) -> Co
                     };
                     let _ = reply.send(answer);
                 }
+                ControlRequest::SurgeAdd {
+                    container, reply, ..
+                } => {
+                    log.lock().unwrap().push(format!("admit {container}"));
+                    let server = ServerId::new("be", format!("{container}.haproxy-drain-new"));
+                    let bad = copies.lock().unwrap().get(&container).map(String::as_str)
+                        == Some(BAD_IMAGE);
+                    let answer = if bad {
+                        Err(ControlError::ReadyTimeout {
+                            server,
+                            waited_ms: 50,
+                            reason: "the daemon's probe of the copy never passed".into(),
+                        })
+                    } else {
+                        Ok(SurgeAddReport {
+                            server,
+                            weight: 10,
+                            probe_ms: 1,
+                            check_ms: 1,
+                            elapsed_ms: 2,
+                        })
+                    };
+                    let _ = reply.send(answer);
+                }
+                ControlRequest::SurgeRemove { server, reply, .. } => {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("unadmit {}", server.server));
+                    let _ = reply.send(Ok(()));
+                }
+                ControlRequest::Adopt { container, reply } => {
+                    log.lock().unwrap().push(format!("adopt {container}"));
+                    let _ = reply.send(Ok(ServerId::new("be", container)));
+                }
             }
         }
     });
@@ -186,12 +265,14 @@ fn world() -> World {
             .map(|n| (n.to_string(), "testapp:v1".to_string()))
             .collect(),
     ));
+    let copies: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let docker = FakeDocker {
         log: log.clone(),
         images: vec!["testapp:v1".into(), "testapp:v2".into(), BAD_IMAGE.into()],
         running: running.clone(),
+        copies: copies.clone(),
     };
-    let controller = fake_controller(log.clone(), running);
+    let controller = fake_controller(log.clone(), running, copies);
     World {
         manager: RollManager::new(controller, Arc::new(docker), Shutdown::never()),
         log,
@@ -205,6 +286,16 @@ fn spec(containers: &[&str], image: Option<&str>, max_unavailable: usize) -> Rol
         pull: false,
         max_unavailable,
         step_timeout: Duration::from_secs(1),
+        surge: false,
+        max_surge: 1,
+    }
+}
+
+fn surge_spec(containers: &[&str], image: Option<&str>, max_surge: usize) -> RollSpec {
+    RollSpec {
+        surge: true,
+        max_surge,
+        ..spec(containers, image, 1)
     }
 }
 
@@ -365,4 +456,89 @@ async fn bad_specs_and_overlapping_rolls_are_refused() {
         RollState::Succeeded
     );
     assert!(world.manager.progress("roll-999").is_none());
+}
+
+#[tokio::test]
+async fn a_surge_admits_the_copy_before_the_old_server_is_drained() {
+    let w = world();
+    let id = w
+        .manager
+        .start(surge_spec(&["a", "b"], Some("testapp:v2"), 1))
+        .unwrap();
+    let progress = finished(&w.manager, &id).await;
+    assert_eq!(progress.state, RollState::Succeeded, "{progress:?}");
+    let per_container = |c: &str| {
+        [
+            format!("copy {c} testapp:v2"),
+            format!("admit {c}"),
+            format!("drain {c}"),
+            format!("swap {c}"),
+            format!("adopt {c}"),
+            format!("ready {c}"),
+        ]
+    };
+    let log = w.log.lock().unwrap().clone();
+    let (retire, rest): (Vec<String>, Vec<String>) = log
+        .into_iter()
+        .partition(|l| l.starts_with("retire") || l.starts_with("unadmit"));
+    let mut expected: Vec<String> = per_container("a").to_vec();
+    expected.extend(per_container("b"));
+    assert_eq!(rest, expected);
+    // The temporary server and the old container go together, after the server is back.
+    assert_eq!(retire.len(), 4, "{retire:?}");
+    assert!(
+        !rest.iter().any(|l| l.starts_with("stop")),
+        "a surge never stops the container under its name"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_that_never_gets_healthy_is_removed_and_the_old_one_keeps_serving() {
+    let w = world();
+    let id = w
+        .manager
+        .start(surge_spec(&["a", "b"], Some(BAD_IMAGE), 1))
+        .unwrap();
+    let progress = finished(&w.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    let error = progress.error.unwrap_or_default();
+    assert!(error.contains("a: admit failed"), "{error}");
+    assert!(
+        error.contains("copy was removed and a keeps serving"),
+        "{error}"
+    );
+    assert!(error.contains("not touched: b"), "{error}");
+    let log = w.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            format!("copy a {BAD_IMAGE}"),
+            "admit a".to_string(),
+            "unadmit a".to_string(),
+            "discard a".to_string(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn max_surge_replaces_containers_in_batches() {
+    let w = world();
+    let id = w
+        .manager
+        .start(surge_spec(&["a", "b", "c"], None, 2))
+        .unwrap();
+    let progress = finished(&w.manager, &id).await;
+    assert_eq!(progress.state, RollState::Succeeded, "{progress:?}");
+    let log = w.log.lock().unwrap().clone();
+    let position = |line: &str| {
+        log.iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("{line} in {log:?}"))
+    };
+    // a and b together: both copies exist before either is retired; c only after both.
+    assert!(position("copy b testapp:v1") < position("retire a"));
+    assert!(position("retire a") < position("copy c testapp:v1"));
+    assert!(position("retire b") < position("copy c testapp:v1"));
+    let zero = w.manager.start(surge_spec(&["a"], None, 0));
+    assert!(matches!(zero, Err(RollError::Invalid(_))), "{zero:?}");
 }

@@ -1,0 +1,201 @@
+//! `roll --surge`: the replacement starts before the old container stops, so the backend never
+//! has fewer servers in rotation than before the roll.
+//!
+//! For one container: record the surge → copy (create and start it under a temporary name) →
+//! admit (its temporary server, health-gated, in rotation at the old server's weight) → drain the
+//! old server → swap (old set aside, copy under the name, the server adopts the copy) → ready
+//! (the server back in rotation with the copy's address) → retire (temporary server deleted, old
+//! container stopped and removed) → forget the surge. Until the drain, a failure leaves the old
+//! container serving and removes the copy; a daemon killed anywhere finishes or undoes it at its
+//! next start ([`super::RollManager::finish_interrupted`]).
+
+use std::time::Duration;
+
+use futures_util::future::join;
+
+use super::run::Runner;
+use super::{RollSpec, StepKind};
+use crate::controller::handle::{DrainRequest, ReadyRequest};
+use crate::controller::{Target, Trigger};
+use crate::haproxy::ServerId;
+
+impl Runner {
+    pub(super) async fn surge_one(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
+        let server = self.server_of(name).await?;
+        self.record_surge(name, Some(&server)).await?;
+        let result = self.surge_steps(name, &server, spec).await;
+        if result.is_ok() {
+            self.record_surge(name, None).await?;
+        }
+        result
+    }
+
+    async fn surge_steps(
+        &self,
+        name: &str,
+        server: &ServerId,
+        spec: &RollSpec,
+    ) -> Result<(), String> {
+        let mut copy_id = String::new();
+        let copied = self
+            .step(Some(name), StepKind::Copy, async {
+                copy_id = self
+                    .docker
+                    .create_surge(name, spec.image.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let short: String = copy_id.chars().take(12).collect();
+                Ok(format!("started copy {short}"))
+            })
+            .await;
+        if let Err(error) = copied {
+            return self.undo_before_swap(name, server, false, error).await;
+        }
+
+        let admitted = self
+            .step(Some(name), StepKind::Admit, async {
+                let report = self
+                    .controller
+                    .surge_add(name, &copy_id, spec.step_timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "{} in rotation at weight {} (probe {} ms, HAProxy check {} ms)",
+                    report.server, report.weight, report.probe_ms, report.check_ms
+                ))
+            })
+            .await;
+        if let Err(error) = admitted {
+            return self.undo_before_swap(name, server, false, error).await;
+        }
+
+        let drained = self
+            .step(Some(name), StepKind::Drain, async {
+                let request = DrainRequest {
+                    target: Target::Container(name.to_string()),
+                    wait: true,
+                    timeout: spec.step_timeout,
+                    force: false,
+                    trigger: Trigger::Roll,
+                    sticky: false,
+                };
+                let report = self
+                    .controller
+                    .drain(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if report.drained {
+                    Ok(format!("{} drained", report.server))
+                } else {
+                    Err(format!(
+                        "{} still has {} session(s)",
+                        report.server, report.sessions_left
+                    ))
+                }
+            })
+            .await;
+        if let Err(error) = drained {
+            return self.undo_before_swap(name, server, true, error).await;
+        }
+
+        let swapped = self
+            .step(Some(name), StepKind::Swap, async {
+                self.docker
+                    .swap_in_surge(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let adopted = self.controller.adopt(name).await;
+                let server = adopted.map_err(|e| format!("the copy is {name} now, but: {e}"))?;
+                Ok(format!("the copy is {name}; {server} follows it"))
+            })
+            .await;
+        if let Err(error) = swapped {
+            return self.undo_before_swap(name, server, true, error).await;
+        }
+
+        self.step(Some(name), StepKind::Ready, async {
+            let report = self
+                .ready_when_known(Target::Container(name.to_string()), spec.step_timeout)
+                .await
+                .map_err(|e| format!("{e}; the copy keeps serving through its temporary server"))?;
+            Ok(format!("{} back in rotation on the copy", report.server))
+        })
+        .await?;
+
+        self.step(Some(name), StepKind::Retire, async {
+            let (removed, retired) = join(
+                self.controller.surge_remove(server, spec.step_timeout),
+                self.docker.retire_set_aside(name),
+            )
+            .await;
+            removed.map_err(|e| format!("removing the temporary server: {e}"))?;
+            retired.map_err(|e| format!("removing the old container: {e}"))?;
+            Ok("temporary server deleted, old container removed".to_string())
+        })
+        .await
+    }
+
+    /// Before the swap took effect: the old container keeps its name and serves again, the copy
+    /// and its temporary server go, the surge is forgotten; returns `error` for the roll.
+    async fn undo_before_swap(
+        &self,
+        name: &str,
+        server: &ServerId,
+        drained: bool,
+        error: String,
+    ) -> Result<(), String> {
+        let mut undone = Vec::new();
+        if drained {
+            let request = ReadyRequest {
+                target: Target::Container(name.to_string()),
+                wait: false,
+                timeout: Duration::ZERO,
+                withdraw_stop: true,
+            };
+            if let Err(e) = self.controller.ready(request).await {
+                undone.push(format!("giving {server} back failed ({e})"));
+            }
+        }
+        if let Err(e) = self
+            .controller
+            .surge_remove(server, Duration::from_secs(5))
+            .await
+        {
+            undone.push(format!("removing the temporary server failed ({e})"));
+        }
+        if let Err(e) = self.docker.discard_surge(name).await {
+            undone.push(format!("removing the copy failed ({e})"));
+        }
+        if undone.is_empty() {
+            self.record_surge(name, None).await?;
+            Err(format!(
+                "{error}; the copy was removed and {name} keeps serving"
+            ))
+        } else {
+            Err(format!(
+                "{error}; {}; the next start of haproxy-drain finishes the cleanup",
+                undone.join(", ")
+            ))
+        }
+    }
+
+    /// The server `name` is mapped to, from the controller's status.
+    async fn server_of(&self, name: &str) -> Result<ServerId, String> {
+        let servers = self.controller.status().await.map_err(|e| e.to_string())?;
+        servers
+            .iter()
+            .find(|s| s.container.as_deref() == Some(name))
+            .map(|s| ServerId::new(s.backend.clone(), s.server.clone()))
+            .ok_or_else(|| format!("{name}: not mapped to any HAProxy server"))
+    }
+
+    async fn record_surge(&self, name: &str, temp: Option<&ServerId>) -> Result<(), String> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        journal
+            .set_surging(name, temp)
+            .await
+            .map_err(|e| format!("cannot record the surge of {name} in the state file: {e}"))
+    }
+}
