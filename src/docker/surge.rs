@@ -89,6 +89,18 @@ pub fn surge_recovery(found: SurgeContainers) -> Vec<SurgeRecoveryOp> {
 }
 
 impl DockerClient {
+    /// Fails with [`DockerError::NotDuplicable`] when the container cannot run twice at once.
+    pub async fn require_duplicable(&self, name: &str) -> Result<(), DockerError> {
+        let container = self.inspect_full(name).await?;
+        match why_not_duplicable(&container) {
+            Some(reason) => Err(DockerError::NotDuplicable {
+                name: name.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Creates and starts a copy of the running container `name` (its own configuration, with
     /// `image` when given) under [`surge_name`]; a copy left by an earlier surge is replaced.
     /// Refuses with [`DockerError::NotDuplicable`] what cannot run twice. Returns the copy's id.

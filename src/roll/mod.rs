@@ -14,6 +14,7 @@
 //! HAProxy only through the controller, so the runner is tested with fakes of both.
 
 mod progress;
+mod recover;
 mod run;
 mod surge;
 
@@ -75,6 +76,8 @@ pub trait RollDocker: Send + Sync {
         image: &'a str,
     ) -> BoxFuture<'a, Result<String, DockerError>>;
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// `--surge`: fails with [`DockerError::NotDuplicable`] when the container cannot run twice.
+    fn check_duplicable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
     /// `--surge`: create and start a copy of the running container beside it; returns its id.
     fn create_surge<'a>(
         &'a self,
@@ -87,6 +90,11 @@ pub trait RollDocker: Send + Sync {
     fn retire_set_aside<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
     /// Removes the copy, if any.
     fn discard_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// What exists under the container's name and its two temporary names.
+    fn surge_containers<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::docker::surge::SurgeContainers, DockerError>>;
     /// Finishes or undoes the Docker side of a surge haproxy-drain was killed in.
     fn finish_interrupted_surge<'a>(
         &'a self,
@@ -121,6 +129,9 @@ impl RollDocker for DockerClient {
     fn start<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(DockerClient::start(self, name))
     }
+    fn check_duplicable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(DockerClient::require_duplicable(self, name))
+    }
     fn create_surge<'a>(
         &'a self,
         name: &'a str,
@@ -136,6 +147,12 @@ impl RollDocker for DockerClient {
     }
     fn discard_surge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(DockerClient::discard_surge(self, name))
+    }
+    fn surge_containers<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<crate::docker::surge::SurgeContainers, DockerError>> {
+        Box::pin(DockerClient::surge_containers(self, name))
     }
     fn finish_interrupted_surge<'a>(
         &'a self,
@@ -240,14 +257,21 @@ impl RollManager {
             }
         }
         for (name, server) in journal.surging().await {
-            if let Err(error) = self.inner.docker.finish_interrupted_surge(&name).await {
-                tracing::error!(container = name, %error, "cannot finish a surge an earlier run was killed in; retried at the next start");
-                continue;
-            }
             // The controller's part waits in its queue until the hub runs.
-            let (controller, journal) = (self.inner.controller.clone(), journal.clone());
+            let (controller, docker, journal) = (
+                self.inner.controller.clone(),
+                self.inner.docker.clone(),
+                journal.clone(),
+            );
             tokio::spawn(async move {
-                finish_interrupted_surge(&controller, &journal, &name, &server).await;
+                recover::finish_interrupted_surge(
+                    &controller,
+                    docker.as_ref(),
+                    &journal,
+                    &name,
+                    &server,
+                )
+                .await;
             });
         }
     }
@@ -298,35 +322,6 @@ impl RollManager {
             .map(RollRecorder::snapshot)
             .find(|progress| progress.id == id)
     }
-}
-
-/// The server follows whatever container now has the name (the copy or the old one), and the
-/// temporary server goes; then the surge is forgotten.
-async fn finish_interrupted_surge(
-    controller: &ControllerHandle,
-    journal: &OwnershipStore,
-    name: &str,
-    server: &crate::haproxy::ServerId,
-) {
-    let deadline = tokio::time::Instant::now() + DEFAULT_STEP_TIMEOUT;
-    loop {
-        match controller.adopt(name).await {
-            Ok(_) => break,
-            Err(error) if tokio::time::Instant::now() >= deadline => {
-                tracing::warn!(container = name, %error, "after an interrupted surge the container could not be adopted; reconciliation restores it");
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    if let Err(error) = controller.surge_remove(server, DEFAULT_STEP_TIMEOUT).await {
-        tracing::error!(%server, %error, "cannot remove the temporary server of an interrupted surge; retried at the next start");
-        return;
-    }
-    if let Err(error) = journal.set_surging(name, None).await {
-        tracing::error!(container = name, %error, "cannot update the state file");
-    }
-    tracing::warn!(container = name, %server, "finished a surge an earlier run of haproxy-drain was killed in");
 }
 
 fn validate(spec: &RollSpec) -> Result<(), RollError> {

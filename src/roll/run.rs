@@ -110,6 +110,12 @@ impl Runner {
                 .check_container(name)
                 .await
                 .map_err(|e| e.to_string())?;
+            if spec.surge {
+                self.docker
+                    .check_duplicable(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
         if let Some(image) = &spec.image {
             self.docker

@@ -44,6 +44,8 @@ mod roll_e2e;
 mod roll_fake;
 mod roll_interrupted;
 mod roll_recreate;
+mod roll_surge;
+mod roll_surge_crash;
 mod shutdown_campaign;
 mod shutdown_matrix;
 mod shutdown_testapp;

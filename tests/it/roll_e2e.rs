@@ -7,12 +7,12 @@ use crate::support::docker::{ensure_test_images, IMAGE_HC, IMAGE_V2};
 use crate::support::roll::{blocking, Load, Tally, World, WEIGHT};
 
 /// testapp whose `/health` answers 500: its Docker healthcheck never passes.
-const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:roll-unhealthy";
+pub const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:roll-unhealthy";
 /// Short requests for throughput, and long ones so that every drain has sessions to wait for:
 /// were the container stopped before they finished, an app that exits at once would fail them.
 const LOAD: [(usize, &str); 2] = [(4, "/?delay_ms=20"), (3, "/?delay_ms=300")];
 
-fn ensure_unhealthy_image() {
+pub fn ensure_unhealthy_image() {
     static BUILT: Mutex<bool> = Mutex::new(false);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if *built {

@@ -91,6 +91,10 @@ impl RollDocker for FakeDocker {
         self.log.lock().unwrap().push(format!("finish {name}"));
         Box::pin(async { Ok(()) })
     }
+    fn check_duplicable<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        self.log.lock().unwrap().push(format!("duplicable {name}"));
+        Box::pin(async { Ok(()) })
+    }
     fn create_surge<'a>(
         &'a self,
         name: &'a str,
@@ -119,6 +123,18 @@ impl RollDocker for FakeDocker {
         self.log.lock().unwrap().push(format!("discard {name}"));
         self.copies.lock().unwrap().remove(name);
         Box::pin(async { Ok(()) })
+    }
+    fn surge_containers<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<haproxy_drain::docker::surge::SurgeContainers, DockerError>> {
+        Box::pin(async {
+            Ok(haproxy_drain::docker::surge::SurgeContainers {
+                named: Some(true),
+                copy: None,
+                set_aside: None,
+            })
+        })
     }
     fn finish_interrupted_surge<'a>(
         &'a self,
@@ -481,7 +497,8 @@ async fn a_surge_admits_the_copy_before_the_old_server_is_drained() {
     let (retire, rest): (Vec<String>, Vec<String>) = log
         .into_iter()
         .partition(|l| l.starts_with("retire") || l.starts_with("unadmit"));
-    let mut expected: Vec<String> = per_container("a").to_vec();
+    let mut expected = vec!["duplicable a".to_string(), "duplicable b".to_string()];
+    expected.extend(per_container("a"));
     expected.extend(per_container("b"));
     assert_eq!(rest, expected);
     // The temporary server and the old container go together, after the server is back.
@@ -512,6 +529,8 @@ async fn a_copy_that_never_gets_healthy_is_removed_and_the_old_one_keeps_serving
     assert_eq!(
         log,
         [
+            "duplicable a".to_string(),
+            "duplicable b".to_string(),
             format!("copy a {BAD_IMAGE}"),
             "admit a".to_string(),
             "unadmit a".to_string(),

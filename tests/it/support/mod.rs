@@ -1,6 +1,7 @@
 //! Shared fixtures: a real HAProxy in a temp dir, Docker test containers, unique names.
 pub mod bench;
 pub mod campaign;
+pub mod capacity;
 pub mod daemon;
 pub mod docker;
 pub mod haproxy;

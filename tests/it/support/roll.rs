@@ -129,12 +129,15 @@ impl World {
         world
     }
 
-    /// `haproxy-drain roll <every container> EXTRA… --timeout 60s` against this world's daemon.
+    /// `haproxy-drain roll <every container> EXTRA…` against this world's daemon, with
+    /// `--timeout 60s` unless EXTRA sets one.
     pub async fn roll_cli(&self, extra: &[&str]) -> std::process::Output {
         let mut args: Vec<String> = vec!["roll".into()];
         args.extend(self.names());
         args.extend(extra.iter().map(|a| a.to_string()));
-        args.extend(["--timeout".to_string(), "60s".to_string()]);
+        if !extra.contains(&"--timeout") {
+            args.extend(["--timeout".to_string(), "60s".to_string()]);
+        }
         let socket = self.daemon.control_socket();
         blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
