@@ -165,7 +165,7 @@ impl Routes {
 
     /// Makes the running container now under `name` the one behind its server (a surge copy
     /// swapped in: it started under another name, so no event said so) and hands its server a
-    /// `start` of it, which restores the server with the copy's address once it passes the gate.
+    /// `start` of it, which restores the server with the copy's address, and a `healthy`.
     pub async fn adopt(&mut self, name: &str) -> Result<ServerId, ControlError> {
         let not_found = || ControlError::NotFound(format!("container {name}"));
         let info = match self.ctx.docker.inspect(name).await {
@@ -196,11 +196,20 @@ impl Routes {
             attributes: info.labels.clone(),
             time_nano: crate::controller::clock::clock().unix_ms as i64 * 1_000_000,
         };
-        entry
-            .tx
-            .send(ServerMsg::Event(start))
-            .await
-            .map_err(|_| ControlError::Unavailable)?;
+        // The copy passed its own health check and HAProxy's before the swap (a surge admits it
+        // first): its gate is told so instead of waiting for Docker's next interval. HAProxy's
+        // check of the server itself is still waited for before traffic.
+        let healthy = ContainerEvent {
+            action: EventAction::Healthy,
+            ..start.clone()
+        };
+        for event in [start, healthy] {
+            entry
+                .tx
+                .send(ServerMsg::Event(event))
+                .await
+                .map_err(|_| ControlError::Unavailable)?;
+        }
         Ok(server)
     }
 

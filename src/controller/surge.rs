@@ -3,9 +3,10 @@
 //! drained and deleted again once the container's own server points at the copy.
 //!
 //! The gate is made short without being weakened: the daemon probes the copy itself every
-//! [`PROBE_EVERY`] (Docker's health when the container has a health check, else the health path
-//! or a TCP connect, as for any restore), and only then lets HAProxy check it, with checks every
-//! 100 ms of which one must pass ([`surge_server_options`]). While HAProxy checks, the server is
+//! [`PROBE_EVERY`] — the container's own `HEALTHCHECK` command run through `docker exec` when it
+//! has one (the same test Docker runs, without waiting for Docker's interval), else the health
+//! path or a TCP connect, as for any restore — and only then lets HAProxy check it, with checks
+//! every 100 ms of which one must pass ([`surge_server_options`]). While HAProxy checks, the server is
 //! in DRAIN: checks run, but it takes no traffic until it is set READY.
 
 use std::time::Duration;
@@ -125,7 +126,7 @@ async fn gate(
     let path = mapping.settings.health_path.as_deref();
     let probe = Gate::for_container(&copy.id, copy.has_healthcheck, Some(ip), Some(port), path);
     let started = Instant::now();
-    while !probe.probe(&ctx.docker).await {
+    while !own_probe(ctx, copy, &probe).await {
         if Instant::now() >= deadline {
             return Err(not_ready(
                 temp,
@@ -159,6 +160,23 @@ async fn gate(
             ));
         }
         tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+/// With a Docker health check: the container's own check command, run now through `docker
+/// exec` (Docker's first result may be an interval away), else Docker's verdict when the exec
+/// is not possible (no permission, no command). Without one: the TCP or HTTP probe.
+async fn own_probe(ctx: &Context, copy: &ContainerRef, probe: &Gate) -> bool {
+    if !copy.has_healthcheck {
+        return probe.probe(&ctx.docker).await;
+    }
+    match ctx.docker.run_healthcheck(&copy.id).await {
+        Ok(Some(passed)) => passed || probe.probe(&ctx.docker).await,
+        Ok(None) => probe.probe(&ctx.docker).await,
+        Err(error) => {
+            tracing::debug!(container = copy.name, %error, "cannot run the health check; waiting for Docker's");
+            probe.probe(&ctx.docker).await
+        }
     }
 }
 

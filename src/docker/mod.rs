@@ -10,7 +10,8 @@
 //!   earlier run was killed in.
 //! - [`surge`] — `roll --surge`: the copy made beside a running container, the swap of names,
 //!   and the recovery of a surge an earlier run was killed in; [`duplicable`] — the pure rule of
-//!   what cannot run twice at once.
+//!   what cannot run twice at once; [`healthcheck_exec`] — the container's own health check run
+//!   on demand.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -22,6 +23,7 @@ pub mod duplicable;
 pub mod error;
 pub mod event_convert;
 pub mod events;
+pub mod healthcheck_exec;
 pub mod permissions;
 pub mod plan;
 pub mod recreate;
