@@ -5,8 +5,10 @@
 //! `GET /?delay_ms=20` with a new connection per request), then measures, one after another:
 //!
 //! 1. `haproxy-drain roll a b c` (restart: drain, stop, start, health-gated restore);
-//! 2. `haproxy-drain roll a b c --image v2` (the same with a recreate);
-//! 3. the classic loop, with the daemon stopped so it cannot help: per container
+//! 2. `haproxy-drain roll a b c --image v2` (the same with a recreate), then `roll --surge`
+//!    back to v1 (with the slow app: `roll --surge` without an image);
+//! 3. the classic loop (run first, on fresh containers), with the daemon stopped so it cannot
+//!    help: per container
 //!    `set weight 0` → `sleep 5` → `docker restart` → `set weight <original>`.
 //!
 //! Twice: with an app that listens at once after `start`, and with one that needs 1.5 s
@@ -20,6 +22,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use haproxy_drain::haproxy::types::WeightSpec;
+use support::capacity::{Capacity, CapacitySampler};
 use support::docker::{docker, IMAGE_HC, IMAGE_V2};
 use support::roll::{blocking, Load, Tally, World, WEIGHT};
 
@@ -32,6 +35,9 @@ struct Row {
     method: String,
     wall: Duration,
     tally: Tally,
+    capacity: Capacity,
+    /// A surge's `admit` lines: how long the copy's gate took, part by part.
+    admits: Vec<String>,
 }
 
 fn main() {
@@ -50,34 +56,48 @@ async fn run() {
     print_table("app needs 1.5 s after start to listen", &slow);
 }
 
-/// One fresh world: the roll(s), then the classic loop with the daemon stopped.
+/// One fresh world: the classic loop with the daemon stopped (first, on the containers'
+/// original addresses: the script cannot follow an address that changes), then the rolls.
 async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
     let mut world = World::start(3, IMAGE_HC, env).await;
+    // Without the daemon: nothing drains on the Docker events, as in a plain deploy script.
+    world.daemon.kill_hard();
+    let classic = measure_classic(&world).await;
+    world.daemon.restart().await;
+    world.wait_all_in_rotation(Duration::from_secs(30)).await;
     let mut rows = vec![measure_roll(&world, "haproxy-drain roll (restart)", &[]).await];
     world.wait_all_in_rotation(Duration::from_secs(30)).await;
     if with_image {
         let image = ["--image", IMAGE_V2];
         rows.push(measure_roll(&world, "haproxy-drain roll --image (recreate)", &image).await);
         world.wait_all_in_rotation(Duration::from_secs(30)).await;
+        let back = ["--image", IMAGE_HC, "--surge"];
+        rows.push(measure_roll(&world, "haproxy-drain roll --image --surge", &back).await);
+    } else {
+        rows.push(measure_roll(&world, "haproxy-drain roll --surge", &["--surge"]).await);
     }
-    // Without the daemon: nothing drains on the Docker events, as in a plain deploy script.
-    world.daemon.kill_hard();
-    rows.push(measure_classic(&world).await);
+    rows.push(classic);
     rows
 }
 
 fn print_table(title: &str, rows: &[Row]) {
     println!("\n{title}:\n");
-    println!("| method | wall time | requests served | failed requests |");
-    println!("|---|---|---|---|");
+    let classic = rows.last().map_or(1.0, |r| r.wall.as_secs_f64());
+    println!("| method | wall time | ÷ classic | requests served | failed requests | fewest servers in rotation |");
+    println!("|---|---|---|---|---|---|");
     for row in rows {
         println!(
-            "| {} | {:.2} s | {} | {} |",
+            "| {} | {:.2} s | {:.2} | {} | {} | {} of 3 |",
             row.method,
             row.wall.as_secs_f64(),
+            row.wall.as_secs_f64() / classic,
             row.tally.ok,
-            row.tally.failed
+            row.tally.failed,
+            row.capacity.min_in_rotation.unwrap_or(0)
         );
+        for line in &row.admits {
+            println!("    {line}");
+        }
         if !row.tally.errors.is_empty() {
             eprintln!(
                 "{} failures (first ones): {:?}",
@@ -88,11 +108,18 @@ fn print_table(title: &str, rows: &[Row]) {
 }
 
 async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
+    let capacity = CapacitySampler::start(world.haproxy_client(), &world.backend);
     let load = Load::start(world.frontend, WORKERS, PATH);
     let started = Instant::now();
     let output = world.roll_cli(extra).await;
     let wall = started.elapsed();
     let tally = load.stop().await;
+    let capacity = capacity.stop().await;
+    let admits = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.split_whitespace().nth(2) == Some("admit"))
+        .map(|line| line.trim().to_string())
+        .collect();
     assert!(
         output.status.success(),
         "{method} failed: {}",
@@ -102,11 +129,14 @@ async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
         method: method.to_string(),
         wall,
         tally,
+        capacity,
+        admits,
     }
 }
 
 async fn measure_classic(world: &World) -> Row {
     let client = world.haproxy_client();
+    let capacity = CapacitySampler::start(world.haproxy_client(), &world.backend);
     let load = Load::start(world.frontend, WORKERS, PATH);
     let started = Instant::now();
     for index in 0..world.containers.len() {
@@ -130,5 +160,7 @@ async fn measure_classic(world: &World) -> Row {
         method: "classic: weight 0, sleep 5, docker restart, weight back".to_string(),
         wall,
         tally,
+        capacity: capacity.stop().await,
+        admits: Vec::new(),
     }
 }

@@ -165,7 +165,8 @@ impl Routes {
 
     /// Makes the running container now under `name` the one behind its server (a surge copy
     /// swapped in: it started under another name, so no event said so) and hands its server a
-    /// `start` of it, which restores the server with the copy's address, and a `healthy`.
+    /// `start` of it, which restores the server with the copy's address, a `healthy`, and, when
+    /// the copy's temporary server passes HAProxy's check right now, that check.
     pub async fn adopt(&mut self, name: &str) -> Result<ServerId, ControlError> {
         let not_found = || ControlError::NotFound(format!("container {name}"));
         let info = match self.ctx.docker.inspect(name).await {
@@ -177,6 +178,9 @@ impl Routes {
             .map_container(&info.id, &info.name, &info.labels)
             .ok_or_else(not_found)?;
         let server = mapping.server.clone();
+        // The temporary server has the copy's address and HAProxy checks it every 100 ms.
+        let temp = super::surge::temp_server(&server);
+        let checked = self.ctx.fleet.check_passed(&temp).await.unwrap_or(false);
         self.ensure_task(&server, &mapping, Some(&info.id)).await;
         self.containers.retain(|_, known| known.name != info.name);
         let known = KnownContainer {
@@ -197,16 +201,20 @@ impl Routes {
             time_nano: crate::controller::clock::clock().unix_ms as i64 * 1_000_000,
         };
         // The copy passed its own health check and HAProxy's before the swap (a surge admits it
-        // first): its gate is told so instead of waiting for Docker's next interval. HAProxy's
-        // check of the server itself is still waited for before traffic.
+        // first): its gate is told so instead of waiting for Docker's next interval, and, while
+        // its temporary server's check still passes, so is HAProxy's check of the server.
         let healthy = ContainerEvent {
             action: EventAction::Healthy,
             ..start.clone()
         };
-        for event in [start, healthy] {
+        let mut messages = vec![ServerMsg::Event(start), ServerMsg::Event(healthy)];
+        if checked {
+            messages.push(ServerMsg::Checked);
+        }
+        for message in messages {
             entry
                 .tx
-                .send(ServerMsg::Event(event))
+                .send(message)
                 .await
                 .map_err(|_| ControlError::Unavailable)?;
         }

@@ -33,6 +33,9 @@ pub enum ServerMsg {
         /// See `ReadyRequest::withdraw_stop`.
         withdraw_stop: bool,
     },
+    /// HAProxy's check of the container's address has just passed on another server (a surge
+    /// copy's temporary server, checked every 100 ms): the server need not wait for its own.
+    Checked,
 }
 
 /// How a drain request ended, for its waiter.

@@ -98,6 +98,10 @@ impl ServerTask {
                 self.on_event(event).await
             }
             ServerMsg::Discovered { container_id } => self.on_discovered(&container_id).await,
+            ServerMsg::Checked => {
+                self.last_event_at = Some(Instant::now());
+                self.feed(Input::HaproxyCheck { passed: true }, None).await;
+            }
             ServerMsg::Sync { read_at, .. }
                 if self.last_event_at.is_some_and(|event| event > read_at) =>
             {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all, BoxFuture};
 
 use super::{RollDocker, RollRecorder, RollSpec, StepKind};
 use crate::controller::handle::{ControlError, DrainRequest, ReadyReport, ReadyRequest};
@@ -63,6 +63,9 @@ impl Runner {
             spec.max_unavailable
         };
         let batches: Vec<&[String]> = spec.containers.chunks(at_once).collect();
+        // A surge's retire (temporary server and old container going) runs beside the next
+        // batch: the container's own server is back by then, so it costs no capacity.
+        let mut retiring: Vec<BoxFuture<'_, Result<(), String>>> = Vec::new();
         for (done, batch) in batches.iter().enumerate() {
             let untouched = || -> String {
                 let rest: Vec<&str> = batches[done + 1..]
@@ -76,31 +79,48 @@ impl Runner {
                 }
             };
             if self.shutdown.is_fired() {
-                return Err(format!(
+                let mut errors = errors_of(join_all(retiring).await);
+                errors.push(format!(
                     "haproxy-drain is shutting down; the roll stopped before {}{}",
                     batch.join(", "),
                     untouched()
                 ));
+                return Err(errors.join("; "));
             }
-            let results = join_all(batch.iter().map(|name| async move {
+            let work = join_all(batch.iter().map(|name| async move {
                 if spec.surge {
-                    self.surge_one(name, spec).await
+                    self.surge_one(name, spec).await.map(Some)
                 } else {
-                    self.roll_one(name, spec).await
+                    self.roll_one(name, spec).await.map(|()| None)
                 }
-            }))
-            .await;
+            }));
+            let (results, retired) = join(work, join_all(std::mem::take(&mut retiring))).await;
             if let Some(metrics) = &self.metrics {
                 for result in &results {
                     metrics.roll_step(if result.is_ok() { "ok" } else { "failed" });
                 }
             }
-            let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            let mut failures = errors_of(retired);
+            for (name, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(Some(server)) => {
+                        retiring.push(Box::pin(self.surge_retire(name, server, spec)));
+                    }
+                    Ok(None) => {}
+                    Err(error) => failures.push(error),
+                }
+            }
             if !failures.is_empty() {
+                failures.extend(errors_of(join_all(retiring).await));
                 return Err(format!("{}{}", failures.join("; "), untouched()));
             }
         }
-        Ok(())
+        let failures = errors_of(join_all(retiring).await);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
     }
 
     /// Checks everything that can be checked before the first container is touched.
@@ -276,4 +296,8 @@ impl Runner {
             }
         }
     }
+}
+
+fn errors_of(results: Vec<Result<(), String>>) -> Vec<String> {
+    results.into_iter().filter_map(Result::err).collect()
 }

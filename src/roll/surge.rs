@@ -5,7 +5,7 @@
 //! admit (its temporary server, health-gated, in rotation at the old server's weight) → drain the
 //! old server → swap (old set aside, copy under the name, the server adopts the copy) → ready
 //! (the server back in rotation with the copy's address) → retire (temporary server deleted, old
-//! container stopped and removed) → forget the surge. Until the drain, a failure leaves the old
+//! container stopped and removed; beside the next container's steps) → forget the surge. Until the drain, a failure leaves the old
 //! container serving and removes the copy; a daemon killed anywhere finishes or undoes it at its
 //! next start ([`super::RollManager::finish_interrupted`]).
 
@@ -20,14 +20,34 @@ use crate::controller::{Target, Trigger};
 use crate::haproxy::ServerId;
 
 impl Runner {
-    pub(super) async fn surge_one(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
+    /// Every step up to the container's own server back in rotation on the copy; returns the
+    /// server, for [`Self::surge_retire`].
+    pub(super) async fn surge_one(&self, name: &str, spec: &RollSpec) -> Result<ServerId, String> {
         let server = self.server_of(name).await?;
         self.record_surge(name, Some(&server)).await?;
-        let result = self.surge_steps(name, &server, spec).await;
-        if result.is_ok() {
-            self.record_surge(name, None).await?;
-        }
-        result
+        self.surge_steps(name, &server, spec).await?;
+        Ok(server)
+    }
+
+    /// The temporary server and the old container go; then the surge is forgotten.
+    pub(super) async fn surge_retire(
+        &self,
+        name: &str,
+        server: ServerId,
+        spec: &RollSpec,
+    ) -> Result<(), String> {
+        self.step(Some(name), StepKind::Retire, async {
+            let (removed, retired) = join(
+                self.controller.surge_remove(&server, spec.step_timeout),
+                self.docker.retire_set_aside(name),
+            )
+            .await;
+            removed.map_err(|e| format!("removing the temporary server: {e}"))?;
+            retired.map_err(|e| format!("removing the old container: {e}"))?;
+            Ok("temporary server deleted, old container removed".to_string())
+        })
+        .await?;
+        self.record_surge(name, None).await
     }
 
     async fn surge_steps(
@@ -119,18 +139,6 @@ impl Runner {
                 .await
                 .map_err(|e| format!("{e}; the copy keeps serving through its temporary server"))?;
             Ok(format!("{} back in rotation on the copy", report.server))
-        })
-        .await?;
-
-        self.step(Some(name), StepKind::Retire, async {
-            let (removed, retired) = join(
-                self.controller.surge_remove(server, spec.step_timeout),
-                self.docker.retire_set_aside(name),
-            )
-            .await;
-            removed.map_err(|e| format!("removing the temporary server: {e}"))?;
-            retired.map_err(|e| format!("removing the old container: {e}"))?;
-            Ok("temporary server deleted, old container removed".to_string())
         })
         .await
     }
