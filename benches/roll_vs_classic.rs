@@ -36,7 +36,7 @@ struct Row {
     wall: Duration,
     tally: Tally,
     capacity: Capacity,
-    /// A surge's `admit` lines: how long the copy's gate took, part by part.
+    /// A surge's step lines: how long each part took (the admit line splits the gate).
     admits: Vec<String>,
 }
 
@@ -115,11 +115,16 @@ async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
     let wall = started.elapsed();
     let tally = load.stop().await;
     let capacity = capacity.stop().await;
-    let admits = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.split_whitespace().nth(2) == Some("admit"))
-        .map(|line| line.trim().to_string())
-        .collect();
+    // Every step of a surge, with its time: where the rest of the roll goes.
+    let admits = if extra.contains(&"--surge") {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.trim_start().starts_with('+'))
+            .map(|line| line.trim().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     assert!(
         output.status.success(),
         "{method} failed: {}",
