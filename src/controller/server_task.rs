@@ -19,10 +19,8 @@ use super::server_msg::{DrainOutcome, ServerMsg};
 use super::snapshot::{export_gauges, ServerSnapshot};
 use super::Context;
 use crate::docker::{ContainerEvent, EventAction};
-use crate::drain::docker_input;
-use crate::drain::{
-    Action, ContainerState, Input, Machine, Observed, Owner, Ownership, PhaseName, Report,
-};
+use crate::drain::{docker_input, Action, ContainerState, Input, Machine, Observed};
+use crate::drain::{Owner, Ownership, PhaseName, Report};
 use crate::haproxy::{AdminState, ServerId};
 use crate::mapping::Mapping;
 use crate::shutdown::Shutdown;
@@ -98,10 +96,7 @@ impl ServerTask {
                 self.on_event(event).await
             }
             ServerMsg::Discovered { container_id } => self.on_discovered(&container_id).await,
-            ServerMsg::Checked => {
-                self.last_event_at = Some(Instant::now());
-                self.feed(Input::HaproxyCheck { passed: true }, None).await;
-            }
+            ServerMsg::Checked => self.feed(Input::HaproxyCheck { passed: true }, None).await,
             ServerMsg::Sync { read_at, .. }
                 if self.last_event_at.is_some_and(|event| event > read_at) =>
             {
