@@ -6,7 +6,8 @@
 //!
 //! 1. `haproxy-drain roll a b c` (restart: drain, stop, start, health-gated restore);
 //! 2. `haproxy-drain roll a b c --image v2` (the same with a recreate), then `roll --surge`
-//!    back to v1 (with the slow app: `roll --surge` without an image);
+//!    back to v1 and `roll --max-surge 3` to v2 again (with the slow app: `roll --surge`
+//!    without an image);
 //! 3. the classic loop (run first, on fresh containers), with the daemon stopped so it cannot
 //!    help: per container
 //!    `set weight 0` → `sleep 5` → `docker restart` → `set weight <original>`.
@@ -73,6 +74,9 @@ async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
         world.wait_all_in_rotation(Duration::from_secs(30)).await;
         let back = ["--image", IMAGE_HC, "--surge"];
         rows.push(measure_roll(&world, "haproxy-drain roll --image --surge", &back).await);
+        world.wait_all_in_rotation(Duration::from_secs(30)).await;
+        let all = ["--image", IMAGE_V2, "--max-surge", "3"];
+        rows.push(measure_roll(&world, "haproxy-drain roll --image --max-surge 3", &all).await);
     } else {
         rows.push(measure_roll(&world, "haproxy-drain roll --surge", &["--surge"]).await);
     }
@@ -116,7 +120,7 @@ async fn measure_roll(world: &World, method: &str, extra: &[&str]) -> Row {
     let tally = load.stop().await;
     let capacity = capacity.stop().await;
     // Every step of a surge, with its time: where the rest of the roll goes.
-    let admits = if extra.contains(&"--surge") {
+    let admits = if extra.contains(&"--surge") || extra.contains(&"--max-surge") {
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|line| line.trim_start().starts_with('+'))
