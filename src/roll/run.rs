@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures_util::future::{join, join_all, BoxFuture};
+use futures_util::future::join_all;
 
 use super::{RollDocker, RollRecorder, RollSpec, StepKind};
 use crate::controller::handle::{ControlError, DrainRequest, ReadyReport, ReadyRequest};
@@ -57,69 +57,38 @@ impl Runner {
         }
         self.step(None, StepKind::Preflight, self.preflight(spec))
             .await?;
-        let at_once = if spec.surge {
-            spec.max_surge
-        } else {
-            spec.max_unavailable
-        };
-        let batches: Vec<&[String]> = spec.containers.chunks(at_once).collect();
-        // A surge's retire (temporary server and old container going) runs beside the next
-        // batch: the container's own server is back by then, so it costs no capacity.
-        let mut retiring: Vec<BoxFuture<'_, Result<(), String>>> = Vec::new();
+        if spec.surge {
+            let batches: Vec<&[String]> = spec.containers.chunks(spec.max_surge).collect();
+            return self.run_surge(&batches, spec).await;
+        }
+        let batches: Vec<&[String]> = spec.containers.chunks(spec.max_unavailable).collect();
         for (done, batch) in batches.iter().enumerate() {
-            let untouched = || -> String {
-                let rest: Vec<&str> = batches[done + 1..]
-                    .iter()
-                    .flat_map(|b| b.iter().map(String::as_str))
-                    .collect();
-                if rest.is_empty() {
-                    String::new()
-                } else {
-                    format!("; not touched: {}", rest.join(", "))
-                }
-            };
             if self.shutdown.is_fired() {
-                let mut errors = errors_of(join_all(retiring).await);
-                errors.push(format!(
+                return Err(format!(
                     "haproxy-drain is shutting down; the roll stopped before {}{}",
                     batch.join(", "),
-                    untouched()
+                    untouched(&batches, done)
                 ));
-                return Err(errors.join("; "));
             }
-            let work = join_all(batch.iter().map(|name| async move {
-                if spec.surge {
-                    self.surge_one(name, spec).await.map(Some)
-                } else {
-                    self.roll_one(name, spec).await.map(|()| None)
-                }
-            }));
-            let (results, retired) = join(work, join_all(std::mem::take(&mut retiring))).await;
-            if let Some(metrics) = &self.metrics {
-                for result in &results {
-                    metrics.roll_step(if result.is_ok() { "ok" } else { "failed" });
-                }
-            }
-            let mut failures = errors_of(retired);
-            for (name, result) in batch.iter().zip(results) {
-                match result {
-                    Ok(Some(server)) => {
-                        retiring.push(Box::pin(self.surge_retire(name, server, spec)));
-                    }
-                    Ok(None) => {}
-                    Err(error) => failures.push(error),
-                }
-            }
+            let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
+            self.count_steps(&results);
+            let failures = errors_of(results);
             if !failures.is_empty() {
-                failures.extend(errors_of(join_all(retiring).await));
-                return Err(format!("{}{}", failures.join("; "), untouched()));
+                return Err(format!(
+                    "{}{}",
+                    failures.join("; "),
+                    untouched(&batches, done)
+                ));
             }
         }
-        let failures = errors_of(join_all(retiring).await);
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
+        Ok(())
+    }
+
+    pub(super) fn count_steps<T>(&self, results: &[Result<T, String>]) {
+        if let Some(metrics) = &self.metrics {
+            for result in results {
+                metrics.roll_step(if result.is_ok() { "ok" } else { "failed" });
+            }
         }
     }
 
@@ -298,6 +267,19 @@ impl Runner {
     }
 }
 
-fn errors_of(results: Vec<Result<(), String>>) -> Vec<String> {
+pub(super) fn errors_of<T>(results: Vec<Result<T, String>>) -> Vec<String> {
     results.into_iter().filter_map(Result::err).collect()
+}
+
+/// "; not touched: …" for the batches after `done`, or nothing.
+pub(super) fn untouched(batches: &[&[String]], done: usize) -> String {
+    let rest: Vec<&str> = batches[done + 1..]
+        .iter()
+        .flat_map(|b| b.iter().map(String::as_str))
+        .collect();
+    if rest.is_empty() {
+        String::new()
+    } else {
+        format!("; not touched: {}", rest.join(", "))
+    }
 }
