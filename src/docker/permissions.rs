@@ -28,16 +28,18 @@ pub enum Permission {
     Stop,
     Start,
     Create,
+    Exec,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Permission::List,
         Permission::Inspect,
         Permission::Events,
         Permission::Stop,
         Permission::Start,
         Permission::Create,
+        Permission::Exec,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Permission {
             Permission::Stop => "stop",
             Permission::Start => "start",
             Permission::Create => "create",
+            Permission::Exec => "exec",
         }
     }
 
@@ -60,6 +63,7 @@ impl Permission {
             Permission::Stop => "POST /containers/{id}/stop",
             Permission::Start => "POST /containers/{id}/start",
             Permission::Create => "POST /containers/create",
+            Permission::Exec => "POST /containers/{id}/exec",
         }
     }
 
@@ -76,6 +80,9 @@ impl Permission {
             }
             Permission::Start => "`roll` (it starts each container again)",
             Permission::Create => "`roll --image` (it recreates containers with the new image)",
+            Permission::Exec => {
+                "`roll --surge`'s fast gate (it runs the copy's HEALTHCHECK itself; without it, it waits for Docker's interval)"
+            }
         }
     }
 
@@ -127,6 +134,16 @@ impl DockerClient {
                     .build();
                 docker
                     .create_container(Some(options), ContainerCreateBody::default())
+                    .await
+                    .map(|_| ())
+            }
+            Permission::Exec => {
+                let config = bollard::models::ExecConfig {
+                    cmd: Some(vec!["true".to_string()]),
+                    ..Default::default()
+                };
+                docker
+                    .create_exec(PROBE_CONTAINER, config)
                     .await
                     .map(|_| ())
             }

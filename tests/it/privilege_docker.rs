@@ -143,17 +143,21 @@ async fn check_reports_socket_levels_and_docker_permissions() {
         "docker   ok      may events (GET /events)",
         "docker   ok      (limited) may not stop (POST /containers/{id}/stop): HTTP 403",
         "docker   ok      (limited) may not create (POST /containers/create): HTTP 403",
+        "docker   ok      (limited) may not exec (POST /containers/{id}/exec): HTTP 403",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(text.contains("`roll --image`"), "{text}");
+    assert!(text.contains("`roll --surge`'s fast gate"), "{text}");
     assert!(text.contains("level admin"), "{text}");
     // The real socket: everything allowed, and the probes changed nothing.
     let (_, text) = run(
         haproxy.admin_url().to_string(),
         "unix:///var/run/docker.sock".into(),
     );
-    for permission in ["list", "inspect", "events", "stop", "start", "create"] {
+    for permission in [
+        "list", "inspect", "events", "stop", "start", "create", "exec",
+    ] {
         assert!(
             text.contains(&format!("ok      may {permission} (")),
             "{permission}: {text}"
