@@ -22,6 +22,8 @@ pub struct Capacity {
     pub samples: usize,
     /// Every server name seen in the backend.
     pub servers_seen: BTreeSet<String>,
+    /// The first sample at the minimum: each server's `status weight`, to tell what was out.
+    pub at_min: Vec<String>,
 }
 
 pub struct CapacitySampler {
@@ -49,6 +51,12 @@ impl CapacitySampler {
                         .count();
                     let mut out = sink.lock().expect("capacity log");
                     out.samples += 1;
+                    if out.min_in_rotation.is_none_or(|m| in_rotation < m) {
+                        out.at_min = servers
+                            .iter()
+                            .map(|r| format!("{} {} {:?}", r.name, r.status_text, r.weight))
+                            .collect();
+                    }
                     out.min_in_rotation = Some(
                         out.min_in_rotation
                             .map_or(in_rotation, |m| m.min(in_rotation)),
