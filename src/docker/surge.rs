@@ -253,4 +253,39 @@ mod tests {
         assert!(is_swap_name("app_1.haproxy-drain-old"));
         assert!(!is_swap_name("app_1"));
     }
+
+    /// Every state Docker can be left in, played through a model of the three names: afterwards
+    /// nothing is under a temporary name, and something runs under the name whenever anything
+    /// existed — unless it was the old container under its own name, stopped by someone else.
+    #[test]
+    fn every_leftover_state_ends_with_the_name_only() {
+        let states = [None, Some(false), Some(true)];
+        for named in states {
+            for copy in states {
+                for set_aside in states {
+                    let found = SurgeContainers {
+                        named,
+                        copy,
+                        set_aside,
+                    };
+                    let (mut n, mut c, mut a) = (named, copy, set_aside);
+                    for op in surge_recovery(found) {
+                        match op {
+                            DiscardCopy => c = None,
+                            RenameCopyIn => (n, c) = (c, None),
+                            RenameBack => (n, a) = (a, None),
+                            StartNamed => n = n.map(|_| true),
+                            RetireSetAside => a = None,
+                        }
+                    }
+                    assert_eq!((c, a), (None, None), "{found:?} leaves a temporary name");
+                    let anything = named.or(copy).or(set_aside).is_some();
+                    let left_alone = named == Some(false) && set_aside.is_none();
+                    if anything && !left_alone {
+                        assert_eq!(n, Some(true), "{found:?} ends without a running container");
+                    }
+                }
+            }
+        }
+    }
 }
