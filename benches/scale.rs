@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use support::bench::scale::{linearity, measure_size, LISTENERS, SIZES};
 use support::bench::session_poll::drain_all_with_sessions;
 use support::bench::storm::restart_all;
-use support::docker::IMAGE_HC;
+use support::docker::IMAGE_NOHC;
 use support::roll::World;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -99,7 +99,14 @@ async fn run() {
         "[{:>4.0} s] {containers} containers",
         began.elapsed().as_secs_f64()
     );
-    let world = World::start(containers, IMAGE_HC, &[("ON_SIGTERM", "graceful")]).await;
+    let world = World::start_with(
+        containers,
+        IMAGE_NOHC,
+        &[("ON_SIGTERM", "graceful")],
+        &[("haproxy-drain.health-path", "/health")],
+        &[],
+    )
+    .await;
     let poll = drain_all_with_sessions(&world, hold).await;
     eprintln!("    {poll:?}");
     let storm = restart_all(&world).await;
@@ -130,7 +137,11 @@ async fn run() {
          the last request | requests lost | failed drains |\n|---:|---:|---:|---:|---:|---:|---:|\n\
          | {} | {:.0} | {:.0} | {:.2} s | {:.0} ms | {} | {} |\n\n\
          ## {containers} containers restarted at once\n\n\
-         One engine API `restart?t=10` per container, all sent together (`ON_SIGTERM=graceful`).\n\n\
+         One engine API `restart?t=10` per container, all sent together. The {containers} containers \
+         are testapp without a Docker health check (`ON_SIGTERM=graceful`, label \
+         `haproxy-drain.health-path=/health`: the daemon's HTTP probe gates them): with the 1 s \
+         `HEALTHCHECK` exec of 100 containers, dockerd on 2 cores times the checks out and never \
+         reports them healthy.\n\n\
          | containers | drained | restored | seen out by HAProxy | converged after | daemon CPU \
          (% of a core) | daemon peak RSS (MiB) | refused restarts |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|\n\

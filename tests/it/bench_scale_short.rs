@@ -9,7 +9,7 @@ use crate::support::bench::exposition::{per_server, sum};
 use crate::support::bench::scale::{measure_size, periodic_passes, Size};
 use crate::support::bench::session_poll::drain_all_with_sessions;
 use crate::support::bench::storm::restart_all;
-use crate::support::docker::IMAGE_HC;
+use crate::support::docker::IMAGE_NOHC;
 use crate::support::roll::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +25,14 @@ async fn fifty_servers_reconcile_and_ten_containers_restarted_at_once_all_come_b
     assert!(scale.rss_kib > 0, "{scale:?}");
     eprintln!("[{:?}] reconciled: {scale:?}", began.elapsed());
 
-    let world = World::start(10, IMAGE_HC, &[("ON_SIGTERM", "graceful")]).await;
+    let world = World::start_with(
+        10,
+        IMAGE_NOHC,
+        &[("ON_SIGTERM", "graceful")],
+        &[("haproxy-drain.health-path", "/health")],
+        &[],
+    )
+    .await;
     let poll = drain_all_with_sessions(&world, Duration::from_millis(1500)).await;
     assert!(poll.drains_failed.is_empty(), "{poll:?}");
     assert!(
