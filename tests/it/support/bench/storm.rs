@@ -4,6 +4,7 @@
 //! containers against what the daemon drained and restored), and the time until all are back.
 
 use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,7 +71,7 @@ pub async fn restart_all(world: &World) -> StormResult {
     };
     let drains_before = metrics("haproxy_drain_drains_started_total", &[]).await;
     let restores_before = metrics("haproxy_drain_restores_total", &[("result", "restored")]).await;
-    let since = docker(&["info", "--format", "{{.SystemTime}}"]).unwrap_or_default();
+    let events = EventTap::start(&world.backend);
     let sampler = RotationSampler::start(world.haproxy_client(), &world.backend, WEIGHT);
     let cost = CostSampler::start(world.daemon.pid().expect("daemon runs"));
     let started = Instant::now();
@@ -140,33 +141,65 @@ pub async fn restart_all(world: &World) -> StormResult {
         drained,
         restored,
         seen_out: out.values().filter(|d| !d.is_zero()).count(),
-        docker_events: docker_events(&world.backend, &since),
+        docker_events: events.stop(),
         daemon,
         refused,
     }
 }
 
-/// Docker's events since `since` for containers labelled with `backend`, counted by action.
-fn docker_events(backend: &str, since: &str) -> HashMap<String, usize> {
-    let until = docker(&["info", "--format", "{{.SystemTime}}"]).unwrap_or_default();
-    let listed = docker(&[
-        "events",
-        "--since",
-        since,
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--filter",
-        &format!("label=haproxy-drain.backend={backend}"),
-        "--format",
-        "{{.Action}}",
-    ])
-    .unwrap_or_default();
-    let mut counts = HashMap::new();
-    for action in listed.lines() {
-        let action = action.split(':').next().unwrap_or(action).trim();
-        *counts.entry(action.to_string()).or_default() += 1;
+/// `docker events` for the containers labelled with one backend, streamed live from before
+/// the storm: the engine keeps only its last 256 events for a `--since … --until …` query,
+/// fewer than 100 restarts produce.
+struct EventTap {
+    child: Option<Child>,
+}
+
+impl EventTap {
+    /// Streams from the engine's clock now: `--since` replays what happened before the CLI
+    /// subscribed, so the stream has no gap at its start (and needs no start-up wait).
+    fn start(backend: &str) -> Self {
+        let since = docker(&["info", "--format", "{{.SystemTime}}"]).unwrap_or_default();
+        let child = Command::new("docker")
+            .args([
+                "events",
+                "--since",
+                &since,
+                "--filter",
+                "type=container",
+                "--filter",
+            ])
+            .arg(format!("label=haproxy-drain.backend={backend}"))
+            .args(["--format", "{{.Action}}"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        Self { child }
     }
-    counts
+
+    /// Stops the stream; its events by action.
+    fn stop(mut self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        let Some(mut child) = self.child.take() else {
+            return counts;
+        };
+        let _ = child.kill();
+        let Ok(output) = child.wait_with_output() else {
+            return counts;
+        };
+        for action in String::from_utf8_lossy(&output.stdout).lines() {
+            let action = action.split(':').next().unwrap_or(action).trim();
+            *counts.entry(action.to_string()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+impl Drop for EventTap {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
