@@ -9,7 +9,8 @@
 //!    commands and rows read), then all are restarted at once (every one drained and restored,
 //!    no event lost, time to converge, the daemon's CPU).
 //!
-//! Writes `docs/bench/SCALE.md` (linked from `docs/bench/RESULTS.md`).
+//! Writes `docs/bench/SCALE.md` (linked from `docs/bench/RESULTS.md`). `BENCH_SCALE_ONLY_POLL=1`
+//! runs only the session poll and prints it (to compare two builds of the daemon).
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -39,6 +40,18 @@ fn shell(command: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `count` testapp containers in one backend (no Docker health check: see the report).
+async fn container_world(count: usize) -> World {
+    World::start_with(
+        count,
+        IMAGE_NOHC,
+        &[("ON_SIGTERM", "graceful")],
+        &[("haproxy-drain.health-path", "/health")],
+        &[],
+    )
+    .await
+}
+
 fn main() {
     support::block_on(run());
 }
@@ -62,6 +75,12 @@ async fn run() {
     );
     eprintln!("{facts}");
 
+    if std::env::var("BENCH_SCALE_ONLY_POLL").is_ok_and(|v| v == "1") {
+        // The session poll alone, printed (to compare daemon builds); nothing is written.
+        let world = container_world(containers).await;
+        println!("{:?}", drain_all_with_sessions(&world, hold).await);
+        return;
+    }
     let mut sizes = Vec::new();
     for mut size in SIZES {
         size.containers = mapped;
@@ -99,14 +118,7 @@ async fn run() {
         "[{:>4.0} s] {containers} containers",
         began.elapsed().as_secs_f64()
     );
-    let world = World::start_with(
-        containers,
-        IMAGE_NOHC,
-        &[("ON_SIGTERM", "graceful")],
-        &[("haproxy-drain.health-path", "/health")],
-        &[],
-    )
-    .await;
+    let world = container_world(containers).await;
     let poll = drain_all_with_sessions(&world, hold).await;
     eprintln!("    {poll:?}");
     let storm = restart_all(&world).await;
