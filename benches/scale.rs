@@ -144,7 +144,9 @@ async fn run() {
          ## {containers} containers in one backend: the session poll\n\n\
          Each of the {containers} servers holds one request of {} ms; all are drained at once \
          through the control API (`force`, `wait`), and each server's task polls its sessions \
-         every 100 ms until its request ends.\n\n\
+         every 100 ms until its request ends. Concurrent polls of one backend share one `show stat` \
+         read that starts after their call (`NextRead`); the same drains before that change, \
+         one read per poll: [docs/benchmarks.md](../benchmarks.md#session-poll-100-draining-servers-in-one-backend).\n\n\
          | drains | `show stat` commands | rows read | all drained after | detection lag after \
          the last request | requests lost | failed drains |\n|---:|---:|---:|---:|---:|---:|---:|\n\
          | {} | {:.0} | {:.0} | {:.2} s | {:.0} ms | {} | {} |\n\n\
