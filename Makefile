@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - HAProxy + 3 app containers + haproxy-drain (its image) under load; restart each; report"
 	@echo "make image  - the haproxy-drain container image, built offline (static binary, FROM scratch)"
 	@echo "make test   - install what is missing, then fmt, clippy and the whole test suite"
-	@echo "make bench  - benchmarks (results go to docs/benchmarks.md)"
+	@echo "make bench  - benchmarks; BENCH=rollout / BENCH=scale write docs/bench/RESULTS.md, SCALE.md"
 	@echo "make fuzz   - every fuzz target for FUZZ_SECONDS (default 60) each (results go to docs/fuzzing.md)"
 
 deps:

@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use super::next_read::NextRead;
 use super::reachability::Reachability;
 use super::single_flight::SingleFlight;
 use crate::drain::Observed;
@@ -29,6 +30,9 @@ pub struct Fleet {
     connection_limits: Arc<Vec<Semaphore>>,
     reachability: Arc<Reachability>,
     backend_states: Arc<SingleFlight<Option<Arc<Vec<ServerState>>>>>,
+    /// The session and check polls' `show stat <backend>`: one read for every poller of a
+    /// backend that asked before it started ([`NextRead`]).
+    backend_stat_reads: Arc<NextRead<Option<Arc<Vec<StatRow>>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -48,6 +52,7 @@ impl Fleet {
         Self {
             reachability: Arc::new(Reachability::new(clients.len())),
             backend_states: Arc::new(SingleFlight::default()),
+            backend_stat_reads: Arc::new(NextRead::default()),
             clients: Arc::new(clients),
             connection_limits: Arc::new(connection_limits),
             metrics,
@@ -184,9 +189,34 @@ impl Fleet {
         Ok(answers.into_iter().flatten().collect())
     }
 
+    /// The `show stat` rows of one backend from a read that started after this call, shared
+    /// with every other poller of the backend waiting for it ([`NextRead`]): 100 servers
+    /// draining in one backend cost one read per round, not 100. A shared read that failed is
+    /// read again by each of its callers on its own, for its own error.
+    async fn fresh_backend_stats(&self, backend: &str) -> Result<Arc<Vec<StatRow>>, HaproxyError> {
+        let mut own_error = None;
+        let shared = self
+            .backend_stat_reads
+            .run(backend, || async {
+                match self.backend_stats(backend).await {
+                    Ok(rows) => Some(Arc::new(rows)),
+                    Err(error) => {
+                        own_error = Some(error);
+                        None
+                    }
+                }
+            })
+            .await;
+        match (shared, own_error) {
+            (Some(rows), _) => Ok(rows),
+            (None, Some(error)) => Err(error),
+            (None, None) => self.backend_stats(backend).await.map(Arc::new),
+        }
+    }
+
     /// Current sessions of one server, summed over every HAProxy that answers.
     pub async fn sessions(&self, server: &ServerId) -> Result<u64, HaproxyError> {
-        let rows = self.backend_stats(&server.backend).await?;
+        let rows = self.fresh_backend_stats(&server.backend).await?;
         Ok(rows
             .iter()
             .filter(|r| r.name == server.server)
@@ -197,7 +227,7 @@ impl Fleet {
     /// True when every HAProxy that answers has seen a health check pass since the server left
     /// MAINT.
     pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
-        let rows = self.backend_stats(&server.backend).await?;
+        let rows = self.fresh_backend_stats(&server.backend).await?;
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
         Ok(!mine.is_empty() && mine.iter().all(|r| r.check_passed()))
     }

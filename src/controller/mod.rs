@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod handle;
 mod haproxy_watch;
 pub mod hub;
+mod next_read;
 pub mod probe;
 mod reachability;
 pub mod reconcile;

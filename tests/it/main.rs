@@ -2,6 +2,7 @@
 
 mod architecture;
 mod bench_rollout_short;
+mod bench_scale_short;
 mod control_access;
 mod control_api;
 mod control_check;

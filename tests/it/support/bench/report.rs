@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cost::{Cost, CostSampler};
+use super::exposition::{add, buckets, delta, quantile};
 use super::load::{p99, LatencyLoad};
 use super::rotation::{mean, RotationSampler};
 use super::scenarios::{Scenario, CLASSIC};
@@ -24,6 +25,9 @@ pub struct Measurement {
     pub p99_ratio: f64,
     /// The daemon's CPU and peak RSS during the rollout, when it ran.
     pub daemon: Option<Cost>,
+    /// Docker event → HAProxy took the server out, as the daemon's histogram observed it
+    /// during the run (cumulative buckets, seconds); empty when the daemon did not run.
+    pub reaction: Vec<(f64, f64)>,
     pub errors: Vec<String>,
 }
 
@@ -48,10 +52,12 @@ pub async fn measure(
         .pid()
         .filter(|_| scenario.daemon)
         .map(CostSampler::start);
+    let reaction_before = reaction_buckets(world, scenario).await;
     let from = load.now();
     let started = Instant::now();
     (scenario.rollout)(world).await;
     let wall = started.elapsed();
+    let reaction = delta(&reaction_before, &reaction_buckets(world, scenario).await);
     let to = load.now();
     let daemon = match cost {
         Some(cost) => Some(cost.stop().await),
@@ -74,7 +80,32 @@ pub async fn measure(
         out_of_rotation: mean(&out),
         p99_ratio: p99(during.into_iter()).as_secs_f64() / base.max(1e-9),
         daemon,
+        reaction,
         errors: recorded.errors,
+    }
+}
+
+/// The daemon's reaction histogram for this world's backend (nothing when it does not run).
+async fn reaction_buckets(world: &World, scenario: &Scenario) -> Vec<(f64, f64)> {
+    if !scenario.daemon {
+        return Vec::new();
+    }
+    let text = world.daemon.metrics_text().await;
+    let filter = [("action", "take_out"), ("proxy", world.backend.as_str())];
+    buckets(&text, REACTION, &filter)
+}
+
+const REACTION: &str = "haproxy_drain_reaction_latency_seconds";
+
+/// p50 / p99 of the reactions of every run, in ms (bucket upper bounds).
+fn reaction_cell(list: &[&Measurement]) -> String {
+    let mut all = Vec::new();
+    for run in list {
+        add(&mut all, &run.reaction);
+    }
+    match (quantile(&all, 0.5), quantile(&all, 0.99)) {
+        (Some(p50), Some(p99)) => format!("≤ {:.1} / ≤ {:.1}", p50 * 1e3, p99 * 1e3),
+        _ => "-".to_string(),
     }
 }
 
@@ -125,8 +156,9 @@ pub fn markdown(runs: &[Measurement]) -> String {
         out.push_str(&format!(
             "\nRequests `GET /?delay_ms={delay}`:\n\n| scenario | runs | failed requests, median (min–max) | \
              rollout wall time | time out of rotation per container | p99 during ÷ steady p99 | \
-             wall time ÷ classic | daemon CPU during (% of a core) | daemon peak RSS |\n\
-             |---|---|---|---|---|---|---|---|---|\n"
+             wall time ÷ classic | daemon CPU during (% of a core) | daemon peak RSS | \
+             Docker event → HAProxy take-out, p50 / p99 (ms) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n"
         ));
         for (name, list) in rows {
             let pick = |f: fn(&Measurement) -> f64| list.iter().map(|m| f(m)).collect::<Vec<f64>>();
@@ -151,12 +183,13 @@ pub fn markdown(runs: &[Measurement]) -> String {
                 )
             };
             out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {to_classic} | {cpu} | {rss} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {to_classic} | {cpu} | {rss} | {} |\n",
                 list.len(),
                 spread(&mut failed, |v| format!("{v:.0}")),
                 spread(&mut wall, |v| format!("{v:.1} s")),
                 spread(&mut out_rot, |v| format!("{v:.2} s")),
                 spread(&mut ratio, |v| format!("{v:.2}")),
+                reaction_cell(&list),
             ));
         }
     }

@@ -1,0 +1,190 @@
+//! The scale bench of issue #11: `make bench BENCH=scale` (or `cargo bench --bench scale`).
+//!
+//! 1. One real HAProxy with 50, 500 and 2,000 servers in 10, 50 and 200 backends (loopback
+//!    listeners of this process, and `BENCH_SCALE_MAPPED` real testapp containers mapped by
+//!    haproxy-drain), reconciled once a second: the time of each full reconciliation, the time
+//!    to `/readyz`, RSS and CPU (`BENCH_SCALE_PASSES` passes per size).
+//! 2. `BENCH_SCALE_CONTAINERS` (100) testapp containers in one backend: each holds one request
+//!    of `BENCH_SCALE_HOLD_MS` and all are drained at once (the session poll: `show stat`
+//!    commands and rows read), then all are restarted at once (every one drained and restored,
+//!    no event lost, time to converge, the daemon's CPU).
+//!
+//! Writes `docs/bench/SCALE.md` (linked from `docs/bench/RESULTS.md`). `BENCH_SCALE_ONLY_POLL=1`
+//! runs only the session poll and prints it (to compare two builds of the daemon).
+
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::bench::scale::{linearity, measure_size, LISTENERS, SIZES};
+use support::bench::session_poll::drain_all_with_sessions;
+use support::bench::storm::restart_all;
+use support::docker::IMAGE_NOHC;
+use support::roll::World;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn shell(command: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `count` testapp containers in one backend (no Docker health check: see the report).
+async fn container_world(count: usize) -> World {
+    World::start_with(
+        count,
+        IMAGE_NOHC,
+        &[("ON_SIGTERM", "graceful")],
+        &[("haproxy-drain.health-path", "/health")],
+        &[],
+    )
+    .await
+}
+
+fn main() {
+    support::block_on(run());
+}
+
+async fn run() {
+    let passes = env_or("BENCH_SCALE_PASSES", 10);
+    let mapped = env_or("BENCH_SCALE_MAPPED", 5);
+    let containers = env_or("BENCH_SCALE_CONTAINERS", 100);
+    let hold = Duration::from_millis(env_or("BENCH_SCALE_HOLD_MS", 3000) as u64);
+    let began = Instant::now();
+    let facts =
+        format!(
+        "Machine: {} cores, {}; {}; Docker engine {}; load average at start {}; {}; profile: {}.",
+        shell("nproc"),
+        shell("free -m | awk '/Mem:/ {print $2 \" MiB RAM\"}'"),
+        shell("haproxy -v | head -1"),
+        shell("docker version --format '{{.Server.Version}}'"),
+        shell("cut -d' ' -f1-3 /proc/loadavg"),
+        shell("date -u '+%Y-%m-%d %H:%M UTC'"),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    );
+    eprintln!("{facts}");
+
+    if std::env::var("BENCH_SCALE_ONLY_POLL").is_ok_and(|v| v == "1") {
+        // The session poll alone, printed (to compare daemon builds); nothing is written.
+        let world = container_world(containers).await;
+        println!("{:?}", drain_all_with_sessions(&world, hold).await);
+        return;
+    }
+    let mut sizes = Vec::new();
+    for mut size in SIZES {
+        size.containers = mapped;
+        eprintln!(
+            "[{:>4.0} s] {} servers",
+            began.elapsed().as_secs_f64(),
+            size.servers
+        );
+        let result = measure_size(size, passes).await;
+        eprintln!("    {result:?}");
+        sizes.push(result);
+    }
+    let mut table = String::from(
+        "| servers | backends | mapped containers | reconciliation median (ms) | max (ms) | \
+         µs per server | start → /readyz (ms) | RSS (MiB) | CPU, 1 pass/s (% of a core) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &sizes {
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} |\n",
+            r.size.servers,
+            r.size.backends,
+            r.size.containers,
+            r.median_ms(),
+            r.max_ms(),
+            1e3 * r.median_ms() / r.size.servers as f64,
+            r.ready_after.as_secs_f64() * 1e3,
+            r.peak_rss_kib as f64 / 1024.0,
+            r.cpu_percent,
+        ));
+    }
+    let growth = linearity(&sizes).unwrap_or(f64::NAN);
+
+    eprintln!(
+        "[{:>4.0} s] {containers} containers",
+        began.elapsed().as_secs_f64()
+    );
+    let world = container_world(containers).await;
+    let poll = drain_all_with_sessions(&world, hold).await;
+    eprintln!("    {poll:?}");
+    let storm = restart_all(&world).await;
+    eprintln!("    {storm:?}");
+    drop(world);
+    let mut events: Vec<_> = storm.docker_events.iter().collect();
+    events.sort();
+
+    let report = format!(
+        "# Scale benchmark (generated by `make bench BENCH=scale`)\n\n{facts} The machine is \
+         shared with another engineer's builds and tests while measuring, so times are noisy; \
+         load average at the end {}.\n\n\
+         ## Reconciliation at 50, 500 and 2,000 servers\n\n\
+         One real HAProxy; in each backend the servers point at {} loopback HTTP listeners of the \
+         bench process (`check inter 2s`), except {mapped} servers of the first backend that are \
+         real testapp containers mapped by haproxy-drain. `reconcile_interval = \"1s\"`; a \
+         reconciliation is timed by the daemon from the start of its reads (`docker ps`, `show \
+         servers state` + `show stat` of every backend) until the last mapped server got its \
+         update ({passes} periodic passes per size). RSS is the peak over the run.\n\n{table}\n\
+         Time per server at 2,000 ÷ at 50: {growth:.2} (1 = linear; the fixed part — `docker ps`, \
+         the round trips — dominates the small sizes, so below 1 means the growth is at most \
+         linear).\n\n\
+         ## {containers} containers in one backend: the session poll\n\n\
+         Each of the {containers} servers holds one request of {} ms; all are drained at once \
+         through the control API (`force`, `wait`), and each server's task polls its sessions \
+         every 100 ms until its request ends. Concurrent polls of one backend share one `show stat` \
+         read that starts after their call (`NextRead`); the same drains before that change, \
+         one read per poll: [docs/benchmarks.md](../benchmarks.md#session-poll-100-draining-servers-in-one-backend).\n\n\
+         | drains | `show stat` commands | rows read | all drained after | detection lag after \
+         the last request | requests lost | failed drains |\n|---:|---:|---:|---:|---:|---:|---:|\n\
+         | {} | {:.0} | {:.0} | {:.2} s | {:.0} ms | {} | {} |\n\n\
+         ## {containers} containers restarted at once\n\n\
+         One engine API `restart?t=10` per container, all sent together. The {containers} containers \
+         are testapp without a Docker health check (`ON_SIGTERM=graceful`, label \
+         `haproxy-drain.health-path=/health`: the daemon's HTTP probe gates them): with the 1 s \
+         `HEALTHCHECK` exec of 100 containers, dockerd on 2 cores times the checks out and never \
+         reports them healthy.\n\n\
+         | containers | drained | restored | seen out by HAProxy | converged after | daemon CPU \
+         (% of a core) | daemon peak RSS (MiB) | refused restarts |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n\
+         | {} | {} | {} | {} | {:.1} s | {:.1} | {:.1} | {} |\n\n\
+         Docker's events for these containers meanwhile: {events:?}. Every `kill` was followed \
+         by a drain and every `start` by a restore (per-server counters of the daemon), so no \
+         event was lost.\n\nBench wall time {:.0} s.\n",
+        shell("cut -d' ' -f1-3 /proc/loadavg"),
+        LISTENERS,
+        hold.as_millis(),
+        poll.draining,
+        poll.show_stat,
+        poll.rows,
+        poll.all_drained.as_secs_f64(),
+        poll.lag.as_secs_f64() * 1e3,
+        poll.requests_failed.len(),
+        poll.drains_failed.len(),
+        storm.containers,
+        storm.drained,
+        storm.restored,
+        storm.seen_out,
+        storm.converged.as_secs_f64(),
+        storm.daemon.cpu_percent,
+        storm.daemon.peak_rss_kib as f64 / 1024.0,
+        storm.refused.len(),
+        began.elapsed().as_secs_f64(),
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/bench");
+    std::fs::create_dir_all(&dir).expect("docs/bench");
+    std::fs::write(dir.join("SCALE.md"), &report).expect("SCALE.md");
+    println!("{report}");
+}
