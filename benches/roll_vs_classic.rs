@@ -102,6 +102,7 @@ fn print_table(title: &str, rows: &[Row]) {
         for line in &row.admits {
             println!("    {line}");
         }
+        println!("    at the fewest: {:?}", row.capacity.at_min);
         if !row.tally.errors.is_empty() {
             eprintln!(
                 "{} failures (first ones): {:?}",

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use tokio::time::Instant;
 
+use super::poll_schedule::drain_poll_delay;
 use super::{
     Action, Clock, ContainerState, DrainResult, Input, MachineSettings, Observed, Owner, Ownership,
     PhaseName, Report, StopRequest, Trigger,
@@ -343,7 +344,8 @@ impl Machine {
                     let (trigger, started) = (*trigger, *started);
                     self.finish_drain(trigger, DrainResult::TimedOut, started, clock, out);
                 } else if now >= *next_poll {
-                    *next_poll = now + self.settings.poll_interval;
+                    *next_poll =
+                        now + drain_poll_delay(self.settings.poll_interval, now - *started);
                     out.push(Action::PollSessions);
                 }
             }

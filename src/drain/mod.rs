@@ -6,13 +6,15 @@
 //!
 //! Beside the machine, the other pure decisions the controller applies: [`docker_input`] (which
 //! Docker event means which input), [`budget`] (may one more server go out) and
-//! [`server_options`] (how a weight or a dynamic server is said to HAProxy).
+//! [`server_options`] (how a weight or a dynamic server is said to HAProxy), [`poll_schedule`]
+//! (when a drain polls its sessions next).
 
 pub mod budget;
 pub mod docker_input;
 mod machine;
 mod owner;
 mod phase_name;
+pub mod poll_schedule;
 pub mod server_options;
 mod stop_request;
 mod sync;

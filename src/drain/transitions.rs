@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::machine::{Machine, Phase};
+use super::poll_schedule::drain_poll_delay;
 use super::{Action, Clock, ContainerState, DrainResult, Ownership, Report, StopRequest, Trigger};
 use crate::config::DrainMode;
 use crate::haproxy::types::AdminState;
@@ -46,7 +47,8 @@ impl Machine {
                     trigger,
                     started: clock.now,
                     deadline: clock.now + timeout,
-                    next_poll: clock.now + self.settings.poll_interval,
+                    next_poll: clock.now
+                        + drain_poll_delay(self.settings.poll_interval, Duration::ZERO),
                 };
             }
             Phase::Draining { .. } | Phase::Held => self.own(trigger, sticky, clock, out),

@@ -28,7 +28,7 @@ fn stop_drains_then_maint_then_restart_restores() {
                 ],
                 "draining",
             ),
-            (50, Input::Tick, vec![], "draining"),
+            (50, Input::Tick, vec![A::Poll], "draining"),
             (105, Input::Tick, vec![A::Poll], "draining"),
             (110, Input::Sessions(3), vec![], "draining"),
             (210, Input::Tick, vec![A::Poll], "draining"),
