@@ -66,6 +66,9 @@ async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
     let classic = measure_classic(&world).await;
     world.daemon.restart().await;
     world.wait_all_in_rotation(Duration::from_secs(30)).await;
+    // The classic loop restores weights before its restarted apps are up: let HAProxy see every
+    // server UP again before the next method is measured.
+    wait_haproxy_all_up(&world).await;
     let mut rows = vec![measure_roll(&world, "haproxy-drain roll (restart)", &[]).await];
     world.wait_all_in_rotation(Duration::from_secs(30)).await;
     if with_image {
@@ -82,6 +85,38 @@ async fn scenario(env: &[(&str, &str)], with_image: bool) -> Vec<Row> {
     }
     rows.push(classic);
     rows
+}
+
+async fn wait_haproxy_all_up(world: &World) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // First every app answering again (Docker's health check), so that HAProxy's next checks
+    // pass; then every server UP.
+    while (0..world.containers.len())
+        .any(|i| world.inspect(i, "{{.State.Health.Status}}") != "healthy")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the apps never got healthy again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        let mut up = 0;
+        for index in 0..world.containers.len() {
+            let (status, weight) = world.status_and_weight(index).await;
+            if status.starts_with("UP") && weight > 0 {
+                up += 1;
+            }
+        }
+        if up == world.containers.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy never saw every server UP again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn print_table(title: &str, rows: &[Row]) {
