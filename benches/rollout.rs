@@ -15,32 +15,10 @@ use std::time::{Duration, Instant};
 
 use support::bench::cost::CostSampler;
 use support::bench::report::{markdown, measure};
+use support::bench::{env_or, shell};
 use support::bench::{plot, scenarios};
 use support::docker::IMAGE_HC;
 use support::roll::World;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
-
-fn shell(command: &str) -> String {
-    std::process::Command::new("sh")
-        .args(["-c", command])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
 
 fn main() {
     support::block_on(run());

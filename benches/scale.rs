@@ -21,24 +21,9 @@ use std::time::{Duration, Instant};
 use support::bench::scale::{linearity, measure_size, LISTENERS, SIZES};
 use support::bench::session_poll::drain_all_with_sessions;
 use support::bench::storm::restart_all;
+use support::bench::{env_or, shell};
 use support::docker::IMAGE_NOHC;
 use support::roll::World;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
-
-fn shell(command: &str) -> String {
-    std::process::Command::new("sh")
-        .args(["-c", command])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
 
 /// `count` testapp containers in one backend (no Docker health check: see the report).
 async fn container_world(count: usize) -> World {

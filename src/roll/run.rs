@@ -125,9 +125,32 @@ impl Runner {
 
     async fn roll_one(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
         let target = Target::Container(name.to_string());
+        self.drain_step(name, spec).await?;
+        // From the stop until the container runs again, the state file names it: a daemon
+        // killed in between finishes the step at its next start (`finish_interrupted`).
+        self.record_rolling(name, true).await?;
+        let replaced = self.replace(name, spec, &target).await;
+        self.record_rolling(name, false).await?;
+        replaced?;
+        self.step(Some(name), StepKind::Ready, async {
+            let report = self
+                .ready_when_known(target, spec.step_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.in_rotation {
+                Ok(format!("{} back in rotation", report.server))
+            } else {
+                Err(format!("{} is not back in rotation", report.server))
+            }
+        })
+        .await
+    }
+
+    /// Drains the container's server for a roll and waits until its sessions reach 0.
+    pub(super) async fn drain_step(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
         self.step(Some(name), StepKind::Drain, async {
             let request = DrainRequest {
-                target: target.clone(),
+                target: Target::Container(name.to_string()),
                 wait: true,
                 timeout: spec.step_timeout,
                 force: false,
@@ -146,24 +169,6 @@ impl Runner {
                     "{} still has {} session(s)",
                     report.server, report.sessions_left
                 ))
-            }
-        })
-        .await?;
-        // From the stop until the container runs again, the state file names it: a daemon
-        // killed in between finishes the step at its next start (`finish_interrupted`).
-        self.record_rolling(name, true).await?;
-        let replaced = self.replace(name, spec, &target).await;
-        self.record_rolling(name, false).await?;
-        replaced?;
-        self.step(Some(name), StepKind::Ready, async {
-            let report = self
-                .ready_when_known(target, spec.step_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            if report.in_rotation {
-                Ok(format!("{} back in rotation", report.server))
-            } else {
-                Err(format!("{} is not back in rotation", report.server))
             }
         })
         .await

@@ -16,8 +16,8 @@ use futures_util::future::{join, join3, join_all, BoxFuture};
 
 use super::run::{errors_of, untouched, Runner};
 use super::{RollSpec, StepKind};
-use crate::controller::handle::{DrainRequest, ReadyRequest};
-use crate::controller::{Target, Trigger};
+use crate::controller::handle::ReadyRequest;
+use crate::controller::Target;
 use crate::haproxy::ServerId;
 
 /// A container's copy, created and started, not yet in HAProxy.
@@ -196,31 +196,7 @@ impl Runner {
             return Err(self.undo_before_swap(name, server, false, error).await);
         }
 
-        let drained = self
-            .step(Some(name), StepKind::Drain, async {
-                let request = DrainRequest {
-                    target: Target::Container(name.to_string()),
-                    wait: true,
-                    timeout: spec.step_timeout,
-                    force: false,
-                    trigger: Trigger::Roll,
-                    sticky: false,
-                };
-                let report = self
-                    .controller
-                    .drain(request)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if report.drained {
-                    Ok(format!("{} drained", report.server))
-                } else {
-                    Err(format!(
-                        "{} still has {} session(s)",
-                        report.server, report.sessions_left
-                    ))
-                }
-            })
-            .await;
+        let drained = self.drain_step(name, spec).await;
         if let Err(error) = drained {
             return Err(self.undo_before_swap(name, server, true, error).await);
         }

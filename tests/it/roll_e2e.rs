@@ -125,25 +125,10 @@ async fn roll_to_v2_under_load(on_sigterm: &str) {
             index + 1
         );
         assert_eq!(weight, WEIGHT, "app{} weight", index + 1);
-        let ip = world.inspect(
-            index,
-            &format!(
-                "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
-                world.network.name
-            ),
-        );
-        let server = world.server(index);
-        let states = world
-            .haproxy_client()
-            .show_servers_state(Some(&server.backend))
-            .await
-            .expect("show servers state");
-        let state = states
-            .iter()
-            .find(|s| s.id == server)
-            .expect("server state");
+        let ip = world.container_ip(index);
         assert_eq!(
-            state.addr, ip,
+            world.haproxy_addr(index).await,
+            ip,
             "HAProxy has the recreated container's address"
         );
     }

@@ -89,24 +89,12 @@ pub async fn assert_clean_end(world: &World, image: &str, context: &str) {
             "{name}'s server is {status}\n{context}"
         );
         assert_eq!(weight, WEIGHT, "{name}'s weight\n{context}");
-        let ip = world.inspect(
-            index,
-            &format!(
-                "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
-                world.network.name
-            ),
+        let (ip, server) = (world.container_ip(index), world.server(index));
+        assert_eq!(
+            world.haproxy_addr(index).await,
+            ip,
+            "{server} points at {name}\n{context}"
         );
-        let server = world.server(index);
-        let states = world
-            .haproxy_client()
-            .show_servers_state(Some(&server.backend))
-            .await
-            .expect("show servers state");
-        let state = states
-            .iter()
-            .find(|s| s.id == server)
-            .expect("server state");
-        assert_eq!(state.addr, ip, "{server} points at {name}\n{context}");
     }
     let servers = haproxy_servers(world).await;
     assert_eq!(

@@ -220,6 +220,30 @@ impl World {
         (row.status_text.clone(), weight)
     }
 
+    /// Container `index`'s address on the world's network.
+    pub fn container_ip(&self, index: usize) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            self.network.name
+        );
+        self.inspect(index, &format)
+    }
+
+    /// The address HAProxy has for container `index`'s server.
+    pub async fn haproxy_addr(&self, index: usize) -> String {
+        let server = self.server(index);
+        let states = self
+            .haproxy_client()
+            .show_servers_state(Some(&server.backend))
+            .await
+            .expect("show servers state");
+        states
+            .into_iter()
+            .find(|s| s.id == server)
+            .expect("server state")
+            .addr
+    }
+
     /// `docker inspect -f FORMAT name` for container `index` (by name: rolls change the id).
     pub fn inspect(&self, index: usize, format: &str) -> String {
         docker(&["inspect", "-f", format, &self.name(index)]).unwrap_or_else(|e| e)

@@ -14,3 +14,28 @@ pub mod scale;
 pub mod scenarios;
 pub mod session_poll;
 pub mod storm;
+
+/// A positive number from the environment, else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// The first line a shell command prints (machine facts for the reports), empty on failure.
+pub fn shell(command: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
