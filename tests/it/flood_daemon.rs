@@ -85,16 +85,32 @@ async fn an_event_storm_ends_with_every_server_right_and_a_real_stop_still_drain
     let (trigger, shutdown) = haproxy_drain::shutdown::channel();
     let mut events = DockerClient::connect().expect("docker").watch(shutdown);
     let app_id = app.id.clone();
+    // The stream must be connected before the real stop, or its `kill` is never seen (a busy
+    // machine can take a while to connect).
+    let (connected_tx, connected) = tokio::sync::oneshot::channel();
     let kill_nanos = tokio::spawn(async move {
+        let mut connected_tx = Some(connected_tx);
         while let Some(item) = events.recv().await {
-            if let WatchItem::Event(event) = item {
-                if event.id == app_id && matches!(event.action, EventAction::Kill { .. }) {
+            match item {
+                WatchItem::Connected { .. } => {
+                    if let Some(tx) = connected_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                WatchItem::Event(event)
+                    if event.id == app_id && matches!(event.action, EventAction::Kill { .. }) =>
+                {
                     return Some(event.time_nano);
                 }
+                _ => {}
             }
         }
         None
     });
+    tokio::time::timeout(Duration::from_secs(30), connected)
+        .await
+        .expect("the test's own event stream connects within 30 s")
+        .expect("the watcher task");
 
     let started = Instant::now();
     let mut sent = 0;
@@ -131,7 +147,7 @@ async fn an_event_storm_ends_with_every_server_right_and_a_real_stop_still_drain
         .expect("the real container was stopped")
         .join()
         .expect("the out-of-rotation poller");
-    let kill_nanos = tokio::time::timeout(Duration::from_secs(10), kill_nanos)
+    let kill_nanos = tokio::time::timeout(Duration::from_secs(30), kill_nanos)
         .await
         .expect("the kill event arrives")
         .expect("watcher task")

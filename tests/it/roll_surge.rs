@@ -289,3 +289,42 @@ fn scopeguard(name: String) -> impl Drop {
     }
     Remove(name)
 }
+
+/// After a surge the copies are the servers' containers: a later compose-style recreate (stop,
+/// rm, run under the same name) with the daemon watching drains each of them before it stops.
+/// A plain `docker stop` sends SIGTERM when we hear of it, so the app keeps accepting for a
+/// lame-duck delay (the README's advice); without it the race is the app's, surge or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_swapped_in_by_a_surge_is_drained_when_it_is_later_recreated() {
+    let env = [("ON_SIGTERM", "graceful"), ("STOP_DELAY_MS", "300")];
+    let mut world = World::start(2, IMAGE_HC, &env).await;
+    let _leftovers = SwapLeftovers(world.names());
+    let output = world.roll_cli(&["--surge"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    world
+        .wait_all_in_rotation(std::time::Duration::from_secs(30))
+        .await;
+    let load = Load::start_mix(world.frontend, &LOAD);
+    for index in 0..world.containers.len() {
+        let name = world.name(index);
+        let args = world.containers[index].spec.run_args();
+        let id = blocking(move || {
+            docker_ok(&["stop", "-t", "10", &name]);
+            docker_ok(&["rm", "-v", &name]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker_ok(&args)
+        })
+        .await;
+        world.containers[index].id = id;
+        world
+            .wait_all_in_rotation(std::time::Duration::from_secs(30))
+            .await;
+    }
+    let tally = load.stop().await;
+    let log = world.daemon.log();
+    assert_eq!(tally.failed, 0, "{tally:?}\n{log}");
+}
