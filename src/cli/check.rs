@@ -10,13 +10,10 @@ use super::control::CliError;
 use crate::config::Config;
 use crate::docker::permissions::{Access, Permission};
 use crate::docker::DockerClient;
-use crate::haproxy::types::{ServerId, WeightSpec};
-use crate::haproxy::{Client, CommandError, HaproxyAddr, HaproxyError};
+use crate::haproxy::level::{socket_level, CliLevel};
+use crate::haproxy::types::ServerId;
+use crate::haproxy::{Client, HaproxyAddr};
 use crate::mapping;
-
-/// A backend no one has: `set weight` on it is refused for lack of privilege before HAProxy
-/// looks the backend up, so the answer tells the level and nothing changes.
-const PROBE_BACKEND: &str = "haproxy-drain-privilege-probe";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -216,7 +213,7 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
     let level = socket_level(&client)
         .await
         .map_err(|e| format!("{url}: privilege probe failed: {e}"))?;
-    if level != Level::Admin {
+    if level != CliLevel::Admin {
         return Err(format!(
             "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line",
             info.version,
@@ -238,59 +235,6 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
         servers,
     };
     Ok((inventory, line))
-}
-
-/// A stats socket's privilege level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Admin,
-    Operator,
-    User,
-    /// `show cli level` unknown (not 2.6) and `set weight` refused: operator or user.
-    BelowAdmin,
-}
-
-impl Level {
-    fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "admin" => Some(Level::Admin),
-            "operator" => Some(Level::Operator),
-            "user" => Some(Level::User),
-            _ => None,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Level::Admin => "admin",
-            Level::Operator => "operator",
-            Level::User => "user",
-            Level::BelowAdmin => "operator or user",
-        }
-    }
-
-    fn can(self) -> &'static str {
-        match self {
-            Level::Admin => "can do everything",
-            Level::Operator => "can only read state and clear counters",
-            Level::User | Level::BelowAdmin => "can only read state",
-        }
-    }
-}
-
-/// `show cli level` names the level and changes nothing. Where it is unknown, `set weight` on a
-/// backend no one has tells admin (`No such backend`) from below (`Permission denied`): the
-/// privilege check comes before the look-up, so nothing changes either way.
-async fn socket_level(client: &Client) -> Result<Level, HaproxyError> {
-    if let Some(level) = Level::parse(&client.raw("show cli level").await?) {
-        return Ok(level);
-    }
-    let probe = ServerId::new(PROBE_BACKEND, "none");
-    match client.set_weight(&probe, WeightSpec::Absolute(1)).await {
-        Ok(()) | Err(HaproxyError::Command(CommandError::NoSuchBackend { .. })) => Ok(Level::Admin),
-        Err(HaproxyError::Command(CommandError::PermissionDenied { .. })) => Ok(Level::BelowAdmin),
-        Err(other) => Err(other),
-    }
 }
 
 /// Whether `server` exists on every HAProxy; a missing server in an existing backend is fine
@@ -323,14 +267,6 @@ fn placement(container: &str, server: &ServerId, inventories: &[Inventory]) -> (
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn levels_parse_from_show_cli_level() {
-        assert_eq!(Level::parse("admin\n"), Some(Level::Admin));
-        assert_eq!(Level::parse("operator\n\n"), Some(Level::Operator));
-        assert_eq!(Level::parse("user"), Some(Level::User));
-        assert_eq!(Level::parse("Unknown command"), None);
-    }
 
     #[test]
     fn only_a_missing_watcher_permission_fails_the_check() {

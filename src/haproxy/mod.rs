@@ -6,6 +6,7 @@
 //! - [`stat`], [`parse`]: pure reply parsers (`show stat`; `show servers state`, `show info`, …).
 //! - [`transport`]: one connection per call, prompt-mode framing, size bound.
 //! - [`client`]: [`Client`], the typed calls and pipelined batches.
+//! - [`level`]: a socket's privilege level ([`level::CliLevel`]), read without side effects.
 //! - [`error`]: [`HaproxyError`] (the conversation failed) and [`CommandError`] (HAProxy refused).
 
 pub mod addr;
@@ -13,6 +14,7 @@ pub mod check;
 pub mod client;
 pub mod command;
 pub mod error;
+pub mod level;
 pub mod parse;
 pub mod reply;
 pub mod stat;
