@@ -7,11 +7,13 @@
 //! - [`table`]: [`AgentTable`] — the answers: every admin-state and weight decision the
 //!   controller makes is recorded here (the same decisions push mode sends as commands), and a
 //!   decision waits until HAProxy has asked for it.
+//! - [`blind`]: without a socket, the view of HAProxy the answers imply.
 //! - [`responder`]: the TCP listener speaking the agent protocol (one line in, one line out).
 //!
 //! What HAProxy 2.6 does with each answer is written down in docs/agent-check.md; the words
 //! themselves are [`crate::drain::agent_answer`].
 
+pub mod blind;
 pub mod mode;
 pub mod responder;
 pub mod table;

@@ -3,6 +3,9 @@
 
 use crate::haproxy::level::CliLevel;
 
+/// The `--haproxy` value that means "no runtime API socket at all" (pull mode, blind).
+pub const NO_SOCKET: &str = "none";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Every socket is `level admin`: runtime API commands, as always. With `--agent-listen`

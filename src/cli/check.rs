@@ -4,9 +4,13 @@
 //! container's backend (and server) exists. One line per finding; the exit code is the verdict.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::check_mode::mode_lines;
 use super::control::CliError;
+use crate::agent::mode::NO_SOCKET;
+use crate::agent::Mode;
 use crate::config::Config;
 use crate::docker::permissions::{Access, Permission};
 use crate::docker::DockerClient;
@@ -29,6 +33,9 @@ pub struct CheckArgs {
         value_name = "URL"
     )]
     pub haproxy: Vec<String>,
+    /// The agent-check address `run` will serve (pull mode without an admin socket).
+    #[arg(long, env = "HAPROXY_DRAIN_AGENT_LISTEN", value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
     /// Check only these containers (repeatable; default: every container on the engine).
     #[arg(long = "container", value_name = "NAME")]
     pub containers: Vec<String>,
@@ -77,14 +84,24 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
     };
 
     let mut inventories = Vec::new();
-    for url in &args.haproxy {
-        match inspect_haproxy(url).await {
-            Ok((inventory, line)) => {
+    let mut levels = Vec::new();
+    let pull = args.agent_listen.is_some();
+    for url in args.haproxy.iter().filter(|url| url.as_str() != NO_SOCKET) {
+        match inspect_haproxy(url, pull).await {
+            Ok((inventory, level, line)) => {
                 report(true, "haproxy", line);
                 inventories.push(inventory);
+                levels.push(Some(level));
             }
-            Err(line) => report(false, "haproxy", line),
+            Err(line) => {
+                report(false, "haproxy", line);
+                levels.push(None);
+            }
         }
+    }
+    let mode = Mode::decide(&levels, pull);
+    for (ok, line) in mode_lines(mode, args.agent_listen) {
+        report(ok, "mode", line);
     }
 
     let docker = match DockerClient::connect() {
@@ -195,8 +212,9 @@ fn verdict(problems: usize) -> Result<(), CliError> {
     }
 }
 
-/// Connects, reads version and servers, and probes the privilege level.
-async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
+/// Connects, reads version and servers, and probes the privilege level (below admin is enough
+/// in pull mode).
+async fn inspect_haproxy(url: &str, pull: bool) -> Result<(Inventory, CliLevel, String), String> {
     let addr = HaproxyAddr::parse(url).map_err(|e| format!("{url}: {e}"))?;
     let client = Client::new(addr);
     let info = client.show_info().await.map_err(|e| e.to_string())?;
@@ -213,9 +231,9 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
     let level = socket_level(&client)
         .await
         .map_err(|e| format!("{url}: privilege probe failed: {e}"))?;
-    if level != CliLevel::Admin {
+    if level != CliLevel::Admin && !pull {
         return Err(format!(
-            "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line",
+            "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line, or let HAProxy ask haproxy-drain through agent checks (--agent-listen, pull mode)",
             info.version,
             level.as_str(),
             level.can(),
@@ -223,9 +241,15 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
     }
     let servers: HashSet<ServerId> = states.into_iter().map(|s| s.id).collect();
     let line = format!(
-        "{url}: HAProxy {} (pid {}), level admin, {} backend(s), {} server(s)",
+        "{url}: HAProxy {} (pid {}), level {}{}, {} backend(s), {} server(s)",
         info.version,
         info.pid,
+        level.as_str(),
+        if level.is_admin() {
+            ""
+        } else {
+            " (read-only: pull mode)"
+        },
         backends.len(),
         servers.len()
     );
@@ -234,7 +258,7 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
         backends,
         servers,
     };
-    Ok((inventory, line))
+    Ok((inventory, level, line))
 }
 
 /// Whether `server` exists on every HAProxy; a missing server in an existing backend is fine

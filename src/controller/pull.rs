@@ -1,0 +1,155 @@
+//! Pull mode in the fleet: the controller's state and weight decisions become agent answers
+//! ([`AgentTable`]) instead of runtime API commands, and wait until HAProxy has asked for them
+//! (and, with a read-only socket, until `show servers state` shows them): a drain's first
+//! session count must come from a HAProxy that already drains. Every other command that would
+//! change HAProxy is refused here, before any socket: pull mode never sends one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fleet::{merge, Fleet, Snapshot};
+use crate::agent::blind::{server_state, BLIND_INITIAL_WEIGHT};
+use crate::agent::{AgentTable, Mode};
+use crate::drain::Observed;
+use crate::haproxy::{
+    AdminState, Command, CommandError, HaproxyError, Reply, ServerId, WeightSpec,
+};
+
+/// How long a decision waits for HAProxy to ask the agent: many `agent-inter`s at the
+/// recommended 100 ms, two at HAProxy's default of 2 s.
+pub const PICKUP_BOUND: Duration = Duration::from_secs(5);
+/// Once picked up, how long a state waits to show in `show servers state` (HAProxy applies an
+/// answer as it reads it; an operator's MAINT on top can hide a DRAIN for good).
+const CONFIRM_BOUND: Duration = Duration::from_secs(1);
+const CONFIRM_POLL: Duration = Duration::from_millis(10);
+
+type Results = Vec<(usize, Result<Reply, HaproxyError>)>;
+
+/// The agent's table and the mode the fleet runs in.
+#[derive(Debug, Clone)]
+pub struct AgentLink {
+    pub table: Arc<AgentTable>,
+    pub mode: Mode,
+}
+
+impl AgentLink {
+    /// A state or weight decision is recorded in every mode (in push mode the command is still
+    /// sent: `None`); in pull mode the command is answered here (`Some`), except reads.
+    pub async fn intercept(&self, fleet: &Fleet, command: &Command) -> Option<Results> {
+        let sends = self.mode.sends_commands();
+        match command {
+            Command::SetState(id, admin) => {
+                let generation = self.table.set_admin(id, *admin);
+                if sends {
+                    return None;
+                }
+                if self.mode == Mode::PullBlind && *admin == AdminState::Drain {
+                    tracing::info!(server = %id, "no runtime API socket: no session count; the drain lasts until the container exits or its drain timeout");
+                }
+                Some(
+                    self.wait(fleet, command, id, generation, Some(*admin))
+                        .await,
+                )
+            }
+            Command::SetWeight(id, spec) => {
+                let initial = match spec {
+                    WeightSpec::Percent(_) => BLIND_INITIAL_WEIGHT,
+                    WeightSpec::Absolute(_) => fleet
+                        .observe(id)
+                        .await
+                        .map_or(BLIND_INITIAL_WEIGHT, |o| o.initial_weight),
+                };
+                let generation = self.table.set_weight(id, *spec, initial);
+                if sends {
+                    return None;
+                }
+                Some(self.wait(fleet, command, id, generation, None).await)
+            }
+            _ if sends || is_read(command) => None,
+            other => {
+                let reason = "pull mode: haproxy-drain has no admin-level socket and never sends a command that changes HAProxy".to_string();
+                Some(each_haproxy(fleet, || Err(not_sent(other, &reason))))
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        fleet: &Fleet,
+        command: &Command,
+        id: &ServerId,
+        generation: u64,
+        admin: Option<AdminState>,
+    ) -> Results {
+        if !self.table.picked_up(id, generation, PICKUP_BOUND).await {
+            let reason = format!(
+                "HAProxy did not ask the agent about {id} within {PICKUP_BOUND:?}; its server line needs `agent-check agent-addr … agent-port … agent-send \"{id}\\n\"` (and HAProxy must run)"
+            );
+            return each_haproxy(fleet, || Err(not_sent(command, &reason)));
+        }
+        if let (Some(admin), Mode::PullReadOnly) = (admin, self.mode) {
+            confirm(fleet, id, admin).await;
+        }
+        each_haproxy(fleet, || Ok(Reply::Done))
+    }
+
+    /// Without a socket: the view the answers imply (see [`crate::agent::blind`]).
+    pub fn blind_snapshot(&self) -> Snapshot {
+        let states = self
+            .table
+            .asked()
+            .iter()
+            .map(|(id, answer)| server_state(id, answer))
+            .collect();
+        Snapshot {
+            states,
+            stats: Vec::new(),
+        }
+    }
+
+    pub fn blind_observe(&self, id: &ServerId) -> Option<Observed> {
+        let answer = self.table.asked_about(id)?;
+        merge(&[server_state(id, &answer)])
+    }
+}
+
+async fn confirm(fleet: &Fleet, id: &ServerId, admin: AdminState) {
+    let deadline = tokio::time::Instant::now() + CONFIRM_BOUND;
+    while tokio::time::Instant::now() < deadline {
+        if fleet.observe(id).await.is_some_and(|o| o.admin == admin) {
+            return;
+        }
+        tokio::time::sleep(CONFIRM_POLL).await;
+    }
+    tracing::warn!(server = %id, state = admin.as_str(), "HAProxy picked up the agent's answer but does not show it (an operator's MAINT on top?); going on");
+}
+
+/// One result per HAProxy that is up (all when none is); one for the agent itself when there
+/// is no socket, so that a refusal is never mistaken for "no HAProxy has this server".
+fn each_haproxy(fleet: &Fleet, result: impl Fn() -> Result<Reply, HaproxyError>) -> Results {
+    let count = fleet.clients().len();
+    let mut targets: Vec<usize> = (0..count).filter(|&i| fleet.is_up(i)).collect();
+    if targets.is_empty() {
+        targets = (0..count.max(1)).collect();
+    }
+    targets.into_iter().map(|i| (i, result())).collect()
+}
+
+fn not_sent(command: &Command, reason: &str) -> HaproxyError {
+    HaproxyError::Command(CommandError::NotSent {
+        command: command.to_string(),
+        reason: reason.to_string(),
+    })
+}
+
+fn is_read(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::ShowInfo
+            | Command::ShowStat
+            | Command::ShowStatServers(_)
+            | Command::ShowServersState(_)
+            | Command::ShowBackends
+            | Command::GetWeight(_)
+    )
+}
