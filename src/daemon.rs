@@ -26,6 +26,10 @@ use crate::shutdown::Shutdown;
 pub const DEFAULT_HAPROXY: &str = "unix:///var/run/haproxy/admin.sock";
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/haproxy-drain/state.json";
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9748";
+/// Without a socket, the start waits for HAProxy's first round of agent checks (quiet for
+/// [`BLIND_QUIET`], at most [`BLIND_SETTLE_BOUND`]): they are the only list of its servers.
+const BLIND_QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+const BLIND_SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long the start-up waits for Docker to bring back containers an interrupted roll left.
 const FINISH_INTERRUPTED_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -174,7 +178,12 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let agent_task = match agent {
         Some((link, responder)) => {
             fleet = fleet.with_agent(link.clone());
-            Some(tokio::spawn(responder.run(link.table, shutdown.clone())))
+            let task = tokio::spawn(responder.run(link.table.clone(), shutdown.clone()));
+            if link.mode == Mode::PullBlind {
+                let known = link.table.settle(BLIND_QUIET, BLIND_SETTLE_BOUND).await;
+                tracing::info!(servers = known, "HAProxy's agent checks named these servers; more are found at each reconciliation");
+            }
+            Some(task)
         }
         None => None,
     };

@@ -115,6 +115,24 @@ impl AgentTable {
         asked
     }
 
+    /// Waits until HAProxy's agent requests stop naming new servers for `quiet` (one round of
+    /// agent checks has come in), at most `bound`: without a socket these requests are the only
+    /// way to learn which servers HAProxy has, and the first reconciliation should know them.
+    pub async fn settle(&self, quiet: Duration, bound: Duration) -> usize {
+        let count = || self.asked().len();
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut known = count();
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(quiet).await;
+            let now = count();
+            if now == known && now > 0 {
+                break;
+            }
+            known = now;
+        }
+        known
+    }
+
     /// The current answer for one server, if HAProxy has asked about it.
     pub fn asked_about(&self, id: &ServerId) -> Option<AgentAnswer> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
