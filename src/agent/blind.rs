@@ -3,10 +3,16 @@
 //! percent of the initial weight (100), which is how the agent says them anyway. Pure.
 
 use crate::drain::agent_answer::AgentAnswer;
-use crate::haproxy::{AdminFlags, AdminState, OpState, ServerId, ServerState};
+use crate::haproxy::{
+    AdminFlags, AdminState, OpState, RowKind, ServerId, ServerState, ServerStatus, StatRow,
+};
 
 /// The initial weight a blind view assumes: weights then read as the agent's percentages.
 pub const BLIND_INITIAL_WEIGHT: u32 = 100;
+/// HAProxy's address for a server cannot be seen: shown as loopback without a port, which the
+/// machine treats like a published port — an address it never moves (pull mode cannot) — and
+/// the gate then probes the container itself.
+const UNSEEN_ADDR: &str = "127.0.0.1";
 /// `srv_check_state` "configured | enabled": HAProxy's own checks are assumed to run (the server
 /// line needs `check` for the gate's meaning), so a restore passes through DRAIN first.
 const CHECKS_CONFIGURED_AND_ENABLED: u32 = 0x6;
@@ -23,7 +29,7 @@ pub fn server_state(id: &ServerId, answer: &AgentAnswer) -> ServerState {
         backend_id: 0,
         id: id.clone(),
         server_id: 0,
-        addr: String::new(),
+        addr: UNSEEN_ADDR.to_string(),
         port: None,
         op_state: if admin & AdminFlags::FORCED_MAINT != 0 {
             OpState::Stopped
@@ -36,6 +42,28 @@ pub fn server_state(id: &ServerId, answer: &AgentAnswer) -> ServerState {
         check_result: 0,
         check_health: 0,
         check_state: CHECKS_CONFIGURED_AND_ENABLED,
+    }
+}
+
+/// The `show stat` BACKEND row of a backend HAProxy asked about: it exists there.
+pub fn backend_row(backend: &str) -> StatRow {
+    StatRow {
+        proxy: backend.to_string(),
+        name: "BACKEND".to_string(),
+        kind: RowKind::Backend,
+        status: ServerStatus::Up,
+        status_text: "UP".to_string(),
+        weight: None,
+        user_weight: None,
+        sessions: 0,
+        queued: 0,
+        total_sessions: 0,
+        check_status: String::new(),
+        check_health: None,
+        check_rise: None,
+        check_fall: None,
+        last_change: None,
+        addr: String::new(),
     }
 }
 

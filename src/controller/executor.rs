@@ -207,7 +207,11 @@ impl Executor {
 fn gate(subject: &Subject<'_>) -> Gate {
     let observed = subject.observed;
     let (ip, port) = match observed.and_then(|o| o.addr) {
-        Some(addr) if addr.is_loopback() => (Some(addr), observed.and_then(|o| o.port)),
+        // A loopback address without a port (pull mode without a socket: unseen) says nothing
+        // about where to probe; the container itself does.
+        Some(addr) if addr.is_loopback() && observed.and_then(|o| o.port).is_some() => {
+            (Some(addr), observed.and_then(|o| o.port))
+        }
         _ => (
             subject.container.and_then(|c| c.ip),
             subject.mapping.port.or(observed.and_then(|o| o.port)),

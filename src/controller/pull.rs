@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fleet::{merge, Fleet, Snapshot};
-use crate::agent::blind::{server_state, BLIND_INITIAL_WEIGHT};
+use crate::agent::blind::{backend_row, server_state, BLIND_INITIAL_WEIGHT};
 use crate::agent::{AgentTable, Mode};
 use crate::drain::Observed;
 use crate::haproxy::{
@@ -95,16 +95,15 @@ impl AgentLink {
 
     /// Without a socket: the view the answers imply (see [`crate::agent::blind`]).
     pub fn blind_snapshot(&self) -> Snapshot {
-        let states = self
-            .table
-            .asked()
+        let asked = self.table.asked();
+        let states = asked
             .iter()
             .map(|(id, answer)| server_state(id, answer))
             .collect();
-        Snapshot {
-            states,
-            stats: Vec::new(),
-        }
+        let mut backends: Vec<&str> = asked.iter().map(|(id, _)| id.backend.as_str()).collect();
+        backends.dedup();
+        let stats = backends.into_iter().map(backend_row).collect();
+        Snapshot { states, stats }
     }
 
     pub fn blind_observe(&self, id: &ServerId) -> Option<Observed> {
