@@ -11,9 +11,10 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use super::next_read::NextRead;
-use super::pull::AgentLink;
+use super::pull::{AgentLink, FleetView};
 use super::reachability::Reachability;
 use super::single_flight::SingleFlight;
+use crate::agent::blind::{backend_row, server_state};
 use crate::agent::Mode;
 use crate::drain::Observed;
 use crate::haproxy::{
@@ -132,7 +133,7 @@ impl Fleet {
     /// trip (measured as one `show_servers_state` command); one result per HAProxy tried.
     pub async fn snapshots(&self) -> Vec<(usize, Result<Snapshot, HaproxyError>)> {
         if let Some(blind) = self.blind() {
-            return vec![(0, Ok(blind.blind_snapshot()))];
+            return vec![(0, Ok(blind_snapshot(blind)))];
         }
         let targets = self.reachability.targets();
         let results = join_all(targets.iter().map(|&i| self.snapshot(i))).await;
@@ -174,7 +175,8 @@ impl Fleet {
     /// failed. Concurrent reads of one backend are one read ([`SingleFlight`]).
     pub async fn observe(&self, server: &ServerId) -> Option<Observed> {
         if let Some(blind) = self.blind() {
-            return blind.blind_observe(server);
+            let answer = blind.table.asked_about(server)?;
+            return merge(&[server_state(server, &answer)]);
         }
         let backend = &server.backend;
         let states = self
@@ -279,6 +281,33 @@ impl Fleet {
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
         Ok(!mine.is_empty() && mine.iter().all(|r| r.check_passed()))
     }
+}
+
+impl FleetView for Fleet {
+    fn targets(&self) -> Vec<usize> {
+        self.reachability.targets()
+    }
+
+    fn observe<'a>(
+        &'a self,
+        id: &'a ServerId,
+    ) -> futures_util::future::BoxFuture<'a, Option<Observed>> {
+        Box::pin(Fleet::observe(self, id))
+    }
+}
+
+/// Without a socket, HAProxy as the agent's answers imply it (see [`crate::agent::blind`]):
+/// the servers it asked about and their backends.
+fn blind_snapshot(agent: &AgentLink) -> Snapshot {
+    let asked = agent.table.asked();
+    let states = asked
+        .iter()
+        .map(|(id, answer)| server_state(id, answer))
+        .collect();
+    let mut backends: Vec<&str> = asked.iter().map(|(id, _)| id.backend.as_str()).collect();
+    backends.dedup();
+    let stats = backends.into_iter().map(backend_row).collect();
+    Snapshot { states, stats }
 }
 
 /// Merges one server's state across HAProxies: the least-out state wins, so one HAProxy that

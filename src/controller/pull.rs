@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fleet::{merge, Fleet, Snapshot};
-use crate::agent::blind::{backend_row, server_state, BLIND_INITIAL_WEIGHT};
+use futures_util::future::BoxFuture;
+
+use crate::agent::blind::BLIND_INITIAL_WEIGHT;
 use crate::agent::{AgentTable, Mode};
 use crate::drain::Observed;
 use crate::haproxy::{
@@ -25,6 +26,14 @@ const CONFIRM_POLL: Duration = Duration::from_millis(10);
 
 type Results = Vec<(usize, Result<Reply, HaproxyError>)>;
 
+/// What pull mode needs of the fleet: which HAProxies a command would go to, and a fresh read
+/// of one server (its initial weight; whether a state shows).
+pub trait FleetView: Sync {
+    /// Indexes of the HAProxies that are up (all when none is; none without sockets).
+    fn targets(&self) -> Vec<usize>;
+    fn observe<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<Observed>>;
+}
+
 /// The agent's table and the mode the fleet runs in.
 #[derive(Debug, Clone)]
 pub struct AgentLink {
@@ -35,7 +44,7 @@ pub struct AgentLink {
 impl AgentLink {
     /// A state or weight decision is recorded in every mode (in push mode the command is still
     /// sent: `None`); in pull mode the command is answered here (`Some`), except reads.
-    pub async fn intercept(&self, fleet: &Fleet, command: &Command) -> Option<Results> {
+    pub async fn intercept(&self, fleet: &dyn FleetView, command: &Command) -> Option<Results> {
         let sends = self.mode.sends_commands();
         match command {
             Command::SetState(id, admin) => {
@@ -75,7 +84,7 @@ impl AgentLink {
 
     async fn wait(
         &self,
-        fleet: &Fleet,
+        fleet: &dyn FleetView,
         command: &Command,
         id: &ServerId,
         generation: u64,
@@ -92,27 +101,9 @@ impl AgentLink {
         }
         each_haproxy(fleet, || Ok(Reply::Done))
     }
-
-    /// Without a socket: the view the answers imply (see [`crate::agent::blind`]).
-    pub fn blind_snapshot(&self) -> Snapshot {
-        let asked = self.table.asked();
-        let states = asked
-            .iter()
-            .map(|(id, answer)| server_state(id, answer))
-            .collect();
-        let mut backends: Vec<&str> = asked.iter().map(|(id, _)| id.backend.as_str()).collect();
-        backends.dedup();
-        let stats = backends.into_iter().map(backend_row).collect();
-        Snapshot { states, stats }
-    }
-
-    pub fn blind_observe(&self, id: &ServerId) -> Option<Observed> {
-        let answer = self.table.asked_about(id)?;
-        merge(&[server_state(id, &answer)])
-    }
 }
 
-async fn confirm(fleet: &Fleet, id: &ServerId, admin: AdminState) {
+async fn confirm(fleet: &dyn FleetView, id: &ServerId, admin: AdminState) {
     let deadline = tokio::time::Instant::now() + CONFIRM_BOUND;
     while tokio::time::Instant::now() < deadline {
         if fleet.observe(id).await.is_some_and(|o| o.admin == admin) {
@@ -125,11 +116,13 @@ async fn confirm(fleet: &Fleet, id: &ServerId, admin: AdminState) {
 
 /// One result per HAProxy that is up (all when none is); one for the agent itself when there
 /// is no socket, so that a refusal is never mistaken for "no HAProxy has this server".
-fn each_haproxy(fleet: &Fleet, result: impl Fn() -> Result<Reply, HaproxyError>) -> Results {
-    let count = fleet.clients().len();
-    let mut targets: Vec<usize> = (0..count).filter(|&i| fleet.is_up(i)).collect();
+fn each_haproxy(
+    fleet: &dyn FleetView,
+    result: impl Fn() -> Result<Reply, HaproxyError>,
+) -> Results {
+    let mut targets = fleet.targets();
     if targets.is_empty() {
-        targets = (0..count.max(1)).collect();
+        targets.push(0);
     }
     targets.into_iter().map(|i| (i, result())).collect()
 }

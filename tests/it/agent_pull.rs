@@ -223,7 +223,7 @@ async fn check_names_the_mode_and_what_it_cannot_do() {
     let text = |o: &Output| String::from_utf8_lossy(&o.stdout).to_string();
     let user = format!("--haproxy={}", haproxy.user_url());
 
-    let push_only = text(&check(&[user.clone()]).await);
+    let push_only = text(&check(std::slice::from_ref(&user)).await);
     assert!(
         push_only.contains("FAIL") && push_only.contains("--agent-listen"),
         "{push_only}"
