@@ -20,6 +20,7 @@ const LOAD_CLIENTS: usize = 4;
 const LOAD_PATH: &str = "/?delay_ms=20";
 /// Generous for two busy cores; the point is "bounded by agent-inter", not a speed target.
 const REACTION_BOUND_MS: i64 = AGENT_INTER_MS as i64 + 500;
+/// Per mode; `AGENT_REACTION_SAMPLES` overrides it (the numbers in docs/benchmarks.md).
 const REACTION_SAMPLES: usize = 6;
 
 /// Kill event of `app` after `from` → the first sample showing its server out of rotation.
@@ -176,7 +177,11 @@ async fn pull_reaction_against_push_is_bounded_by_agent_inter() {
         let events = EventLog::start(&world.backend);
         let log = RotationLog::start(world.client(), &world.backend, Duration::from_millis(2));
         let mut samples = Vec::new();
-        for k in 0..REACTION_SAMPLES {
+        let count = std::env::var("AGENT_REACTION_SAMPLES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(REACTION_SAMPLES);
+        for k in 0..count {
             let i = k % 2 + 1;
             world.wait_in_rotation(i).await;
             let from = SystemTime::now();
