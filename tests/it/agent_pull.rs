@@ -1,7 +1,8 @@
 //! Pull mode (issue 14): HAProxy asks haproxy-drain through agent checks and obeys; the daemon
-//! has only a `level user` socket (or none). Every drain-aware stop path under load loses no
-//! request, every server comes back, no admin command is ever sent, and the extra reaction time
-//! against push mode is measured (bounded by `agent-inter`).
+//! has only a `level user` socket (or none). Every drain-aware stop path under load (`docker
+//! restart`, `stop` + `start`, stop + rm + run, `roll`) loses no request, every server comes
+//! back, no admin command is ever sent, and the extra reaction time against push mode is
+//! measured (bounded by `agent-inter`).
 
 use std::fmt::Write as _;
 use std::process::Output;
@@ -111,6 +112,17 @@ async fn pull_mode_with_a_user_socket_drains_every_stop_path_without_failed_requ
     reactions.push(("stop + rm + run", reaction));
     wait_for_traffic(&load).await;
 
+    // `roll` drains through the agent before it stops the container.
+    let rolled = roll(&world, 2).await;
+    assert!(
+        rolled.status.success(),
+        "roll: {}{}",
+        String::from_utf8_lossy(&rolled.stdout),
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    world.wait_in_rotation(2).await;
+    wait_for_traffic(&load).await;
+
     let report = load.stop().await;
     let daemon_log = world.log();
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
@@ -203,6 +215,19 @@ async fn pull_reaction_against_push_is_bounded_by_agent_inter() {
         &table,
     );
     assert!(medians[1] >= medians[0], "pull cannot beat push: {table}");
+}
+
+async fn roll(world: &AgentWorld, i: usize) -> Output {
+    let name = world.apps[i - 1].name().to_string();
+    let socket = world.daemon.control_socket();
+    blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .args(["roll", &name, "--timeout", "60s"])
+            .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
+            .output()
+            .expect("CLI runs")
+    })
+    .await
 }
 
 async fn check(args: &[String]) -> Output {
