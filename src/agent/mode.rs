@@ -60,7 +60,7 @@ impl Mode {
                 "cannot add or delete servers (`add server`): servers must be in haproxy.cfg, no `roll --surge`",
                 "cannot change a server's address: containers need a stable address (published port, fixed --ip)",
                 "cannot kill sessions left at the drain timeout (`shutdown sessions`)",
-                "once it restored a server, its `ready` answer also clears a drain set later through HAProxy's CLI: drain with `haproxy-drain drain`",
+                "a server it holds out stays out whatever HAProxy's CLI says (the agent repeats `drain`/`maint`): use `haproxy-drain ready`",
             ],
             Mode::PullBlind => &[
                 "reacts up to one `agent-inter` later than push mode (HAProxy asks, it is not told)",

@@ -8,12 +8,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::drain::agent_answer::AgentAnswer;
 use crate::haproxy::{AdminState, ServerId, WeightSpec};
 
+/// How long a restore (`ready`, with its weight) is answered before the agent falls silent.
+pub const READY_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 struct Entry {
+    /// When the answer last became `ready`.
+    ready_since: Option<Instant>,
     answer: AgentAnswer,
     /// The generation of the last decision; `served` the last one HAProxy read.
     decided: u64,
@@ -61,6 +67,7 @@ impl AgentTable {
         let entry = entries.entry(id.clone()).or_default();
         change(&mut entry.answer);
         entry.decided = generation;
+        entry.ready_since = (entry.answer.admin == Some(AdminState::Ready)).then(Instant::now);
         generation
     }
 
@@ -76,6 +83,13 @@ impl AgentTable {
             let entry = entries.entry(id.clone()).or_default();
             entry.asked = true;
             entry.served = entry.decided;
+            if entry
+                .ready_since
+                .is_some_and(|since| since.elapsed() >= READY_HOLD)
+            {
+                entry.answer = AgentAnswer::default();
+                entry.ready_since = None;
+            }
             entry.answer.line()
         };
         self.served.send_modify(|count| *count += 1);
@@ -178,6 +192,31 @@ mod tests {
                 .await
         );
         assert_eq!(table.asked_about(&web1), None, "never asked about");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restore_is_answered_for_the_hold_then_the_agent_has_no_opinion() {
+        let table = AgentTable::default();
+        let web1 = ServerId::new("be", "web1");
+        table.set_admin(&web1, AdminState::Maint);
+        tokio::time::advance(READY_HOLD * 2).await;
+        assert_eq!(
+            table.answer("be/web1").1,
+            "maint\n",
+            "out of rotation: for as long as it lasts"
+        );
+        table.set_admin(&web1, AdminState::Ready);
+        table.set_weight(&web1, WeightSpec::Percent(100), 10);
+        tokio::time::advance(READY_HOLD / 2).await;
+        assert_eq!(table.answer("be/web1").1, "ready up 100%\n");
+        tokio::time::advance(READY_HOLD / 2).await;
+        assert_eq!(
+            table.answer("be/web1").1,
+            "up\n",
+            "an operator's later drain stands"
+        );
+        table.set_admin(&web1, AdminState::Drain);
+        assert_eq!(table.answer("be/web1").1, "drain\n");
     }
 
     #[test]
