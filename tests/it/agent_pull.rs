@@ -96,6 +96,11 @@ async fn pull_mode_with_a_user_socket_drains_every_stop_path_without_failed_requ
             s.admin.as_admin_state() == AdminState::Maint
         })
         .await;
+    assert_eq!(
+        world.ask_agent(2).await,
+        "maint\n",
+        "the agent holds it out"
+    );
     world.docker(&["start", &world.id(2)]).await;
     world.wait_in_rotation(2).await;
     reactions.push((
@@ -215,6 +220,33 @@ async fn pull_reaction_against_push_is_bounded_by_agent_inter() {
         &table,
     );
     assert!(medians[1] >= medians[0], "pull cannot beat push: {table}");
+}
+
+/// With admin sockets and `--agent-listen` both run: the commands act, the agent says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_mode_with_an_agent_answers_what_the_commands_did() {
+    let world = AgentWorld::start(Drive::PushAgent, 1).await;
+    assert_eq!(
+        world.ask_agent(1).await,
+        "up\n",
+        "no decision yet: no opinion"
+    );
+    world.docker(&["stop", "-t", "5", &world.id(1)]).await;
+    world
+        .wait_state(1, "held in MAINT", |s| {
+            s.admin.as_admin_state() == AdminState::Maint
+        })
+        .await;
+    assert_eq!(world.ask_agent(1).await, "maint\n");
+    world.docker(&["start", &world.id(1)]).await;
+    world.wait_in_rotation(1).await;
+    assert_eq!(
+        world.ask_agent(1).await,
+        "ready up\n",
+        "the restore, within its hold"
+    );
+    let log = world.log();
+    assert!(log.contains("mode=\"push\""), "{log}");
 }
 
 async fn roll(world: &AgentWorld, i: usize) -> Output {

@@ -32,6 +32,8 @@ pub enum Drive {
     PullUser,
     /// `--haproxy none` and `--agent-listen`.
     PullBlind,
+    /// Admin socket and `--agent-listen`: commands, and the agent answers the same.
+    PushAgent,
 }
 
 pub struct AgentWorld {
@@ -91,7 +93,7 @@ impl AgentWorld {
         std::fs::write(config.path(), DAEMON_CONFIG).expect("write the daemon config");
         let mut flags = vec![format!("--config={}", config.path().display())];
         let url = match drive {
-            Drive::Push => haproxy.admin_url().to_string(),
+            Drive::Push | Drive::PushAgent => haproxy.admin_url().to_string(),
             Drive::PullUser => haproxy.user_url().to_string(),
             Drive::PullBlind => "none".to_string(),
         };
@@ -164,6 +166,25 @@ impl AgentWorld {
         })
         .await;
         self.apps.insert(i - 1, app);
+    }
+
+    /// Asks the agent about server `i` the way HAProxy does; its one-line answer.
+    pub async fn ask_agent(&self, i: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.agent)
+            .await
+            .expect("the agent listens");
+        let request = format!("{}\n", self.server(i));
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("answer read");
+        answer
     }
 
     pub fn log(&self) -> String {
