@@ -145,3 +145,117 @@ fn is_read(command: &Command) -> bool {
             | Command::GetWeight(_)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::haproxy::HaproxyError::Command as Refused;
+
+    /// One HAProxy that is up; reads of the server show `admin`.
+    struct OneHaproxy(AdminState);
+
+    impl FleetView for OneHaproxy {
+        fn targets(&self) -> Vec<usize> {
+            vec![0]
+        }
+
+        fn observe<'a>(&'a self, _: &'a ServerId) -> BoxFuture<'a, Option<Observed>> {
+            let observed = Observed {
+                admin: self.0,
+                weight: 10,
+                initial_weight: 10,
+                addr: None,
+                port: None,
+                checks_enabled: true,
+            };
+            Box::pin(async move { Some(observed) })
+        }
+    }
+
+    fn link(mode: Mode) -> AgentLink {
+        AgentLink {
+            table: Arc::new(AgentTable::default()),
+            mode,
+        }
+    }
+
+    fn changes(id: &ServerId) -> Vec<Command> {
+        vec![
+            Command::SetAddr {
+                server: id.clone(),
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: Some(8080),
+            },
+            Command::ShutdownSessions(id.clone()),
+            Command::AddServer {
+                server: id.clone(),
+                addr: "127.0.0.1:8080".into(),
+                options: vec![],
+            },
+            Command::DelServer(id.clone()),
+            Command::EnableHealth(id.clone()),
+            Command::DisableHealth(id.clone()),
+            Command::Reload,
+            Command::Raw("set weight be/web1 0".into()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn pull_mode_refuses_every_change_before_a_socket_and_lets_reads_through() {
+        let id = ServerId::new("be", "web1");
+        let fleet = OneHaproxy(AdminState::Ready);
+        for mode in [Mode::PullReadOnly, Mode::PullBlind] {
+            let agent = link(mode);
+            for command in changes(&id) {
+                let results = agent.intercept(&fleet, &command).await;
+                let refused = results.is_some_and(|r| {
+                    r.iter()
+                        .all(|(_, res)| matches!(res, Err(Refused(CommandError::NotSent { .. }))))
+                });
+                assert!(refused, "{mode:?}: {command} must not be sent");
+            }
+            for read in [Command::ShowStat, Command::ShowServersState(None)] {
+                assert!(agent.intercept(&fleet, &read).await.is_none(), "{read}");
+            }
+        }
+        let push = link(Mode::Push);
+        for command in changes(&id) {
+            assert!(
+                push.intercept(&fleet, &command).await.is_none(),
+                "{command}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_answered_and_done_once_haproxy_asked_for_it() {
+        let id = ServerId::new("be", "web1");
+        let agent = link(Mode::PullReadOnly);
+        let fleet = OneHaproxy(AdminState::Drain);
+        let table = agent.table.clone();
+        let haproxy = tokio::spawn(async move {
+            loop {
+                let (_, line) = table.answer("be/web1\n");
+                if line == "drain\n" {
+                    return line;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let command = Command::SetState(id.clone(), AdminState::Drain);
+        let results = agent.intercept(&fleet, &command).await.expect("handled");
+        assert!(
+            matches!(results.as_slice(), [(0, Ok(Reply::Done))]),
+            "{results:?}"
+        );
+        assert_eq!(haproxy.await.unwrap(), "drain\n");
+
+        // Push mode records too (the agent never contradicts the commands) and sends.
+        let push = link(Mode::Push);
+        let command = Command::SetWeight(id.clone(), WeightSpec::Absolute(5));
+        assert!(push.intercept(&fleet, &command).await.is_none());
+        assert_eq!(push.table.answer("be/web1").1, "up 50%\n");
+    }
+}
