@@ -50,18 +50,29 @@ impl AgentAnswer {
     }
 }
 
-/// `weight` as a whole percent of `initial`, rounded to the nearest (HAProxy computes
-/// `initial × N / 100`): exact for 0 and for the initial weight, the usual restore targets.
+/// `weight` as a whole percent of `initial`. HAProxy computes `initial × N / 100` rounded down
+/// (measured: 54% of 37 is 19), so the percent is rounded up: exact for every initial weight up
+/// to 100, and always for 0 and the initial weight itself, the usual restore targets.
 pub fn weight_percent(weight: u32, initial: u32) -> u32 {
     if initial == 0 {
         return if weight == 0 { 0 } else { 100 };
     }
-    (weight * 100 + initial / 2) / initial
+    (weight * 100).div_ceil(initial)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn haproxy_gets_back_every_weight_of_an_initial_weight_up_to_100() {
+        for initial in 1..=100u32 {
+            for weight in 0..=256u32 {
+                let percent = weight_percent(weight, initial);
+                assert_eq!(initial * percent / 100, weight, "{weight} of {initial}: {percent}%");
+            }
+        }
+    }
 
     #[test]
     fn lines_say_only_what_was_decided() {
@@ -89,8 +100,9 @@ mod tests {
             (WeightSpec::Percent(0), 50, 0),
             (WeightSpec::Absolute(25), 50, 50),
             (WeightSpec::Absolute(50), 50, 100),
-            (WeightSpec::Absolute(1), 3, 33),
+            (WeightSpec::Absolute(1), 3, 34),
             (WeightSpec::Absolute(2), 3, 67),
+            (WeightSpec::Absolute(20), 37, 55),
             (WeightSpec::Absolute(7), 0, 100),
             (WeightSpec::Absolute(0), 0, 0),
         ];
