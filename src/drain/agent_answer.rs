@@ -69,7 +69,11 @@ mod tests {
         for initial in 1..=100u32 {
             for weight in 0..=256u32 {
                 let percent = weight_percent(weight, initial);
-                assert_eq!(initial * percent / 100, weight, "{weight} of {initial}: {percent}%");
+                assert_eq!(
+                    initial * percent / 100,
+                    weight,
+                    "{weight} of {initial}: {percent}%"
+                );
             }
         }
     }

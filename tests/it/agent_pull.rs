@@ -222,6 +222,39 @@ async fn pull_reaction_against_push_is_bounded_by_agent_inter() {
     assert!(medians[1] >= medians[0], "pull cannot beat push: {table}");
 }
 
+/// `mode = "weight"`: the drain is `up 0%`, the restore the weight the server had, as a percent
+/// of its initial weight that HAProxy turns back into exactly that weight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_restores_an_operators_weight_through_percent() {
+    let world = AgentWorld::start_with(Drive::PullUser, 1, "mode = \"weight\"\n").await;
+    let set = format!("set weight {} 20", world.server(1));
+    world
+        .client()
+        .raw(&set)
+        .await
+        .expect("the test's admin socket");
+    world
+        .wait_state(1, "weight 20 (an operator's)", |s| s.weight == 20)
+        .await;
+    world.docker(&["stop", "-t", "5", &world.id(1)]).await;
+    world
+        .wait_state(1, "held", |s| s.admin.as_admin_state() == AdminState::Maint)
+        .await;
+    assert_eq!(world.ask_agent(1).await, "maint 0%\n");
+    world.docker(&["start", &world.id(1)]).await;
+    let back = world
+        .wait_state(1, "back at weight 20", |s| {
+            s.admin.as_admin_state() == AdminState::Ready && s.weight == 20
+        })
+        .await;
+    assert_eq!(back.initial_weight, crate::support::agent_world::WEIGHT);
+    assert_eq!(
+        world.ask_agent(1).await,
+        "ready up 55%\n",
+        "20 of 37, rounded up"
+    );
+}
+
 /// With admin sockets and `--agent-listen` both run: the commands act, the agent says the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_mode_with_an_agent_answers_what_the_commands_did() {

@@ -50,6 +50,11 @@ pub struct AgentWorld {
 
 impl AgentWorld {
     pub async fn start(drive: Drive, apps: usize) -> Self {
+        Self::start_with(drive, apps, "").await
+    }
+
+    /// Like [`AgentWorld::start`], with more lines for the daemon's `[defaults]`.
+    pub async fn start_with(drive: Drive, apps: usize, defaults: &str) -> Self {
         let network = blocking(TestNetwork::create).await;
         let backend = unique_name("be").replace('-', "_");
         let agent = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
@@ -90,7 +95,8 @@ impl AgentWorld {
         ));
         let haproxy = HaproxyFixture::start_with(HaproxyConfig::new(sections)).await;
         let config = tempfile::NamedTempFile::new().expect("daemon config file");
-        std::fs::write(config.path(), DAEMON_CONFIG).expect("write the daemon config");
+        std::fs::write(config.path(), format!("{DAEMON_CONFIG}{defaults}"))
+            .expect("write the daemon config");
         let mut flags = vec![format!("--config={}", config.path().display())];
         let url = match drive {
             Drive::Push | Drive::PushAgent => haproxy.admin_url().to_string(),
