@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::check_mode::mode_lines;
+use super::check_mode::{agent_gap, mode_lines};
 use super::control::CliError;
 use crate::agent::mode::NO_SOCKET;
 use crate::agent::Mode;
 use crate::config::Config;
 use crate::docker::permissions::{Access, Permission};
 use crate::docker::DockerClient;
+use crate::haproxy::agent_state::agent_checks;
 use crate::haproxy::level::{socket_level, CliLevel};
 use crate::haproxy::types::ServerId;
 use crate::haproxy::{Client, HaproxyAddr};
@@ -46,6 +47,8 @@ struct Inventory {
     url: String,
     backends: HashSet<String>,
     servers: HashSet<ServerId>,
+    /// Pull mode only: servers without an agent check, which pull mode cannot reach.
+    without_agent: HashSet<ServerId>,
 }
 
 pub async fn check(args: CheckArgs) -> Result<(), CliError> {
@@ -151,6 +154,15 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
                 mapped += 1;
                 let (ok, line) = placement(&container.name, &found.server, &inventories);
                 report(ok, "mapping", line);
+                let lacking: Vec<&str> = inventories
+                    .iter()
+                    .filter(|i| i.without_agent.contains(&found.server))
+                    .map(|i| i.url.as_str())
+                    .collect();
+                match agent_gap(&container.name, &found.server, &lacking) {
+                    Some(line) if mode != Mode::Push => report(false, "mapping", line),
+                    _ => {}
+                }
             }
             Err(error) => {
                 // Unlabelled containers that a rule half-matches are someone else's problem;
@@ -253,10 +265,20 @@ async fn inspect_haproxy(url: &str, pull: bool) -> Result<(Inventory, CliLevel, 
         backends.len(),
         servers.len()
     );
+    let without_agent = match pull {
+        true => agent_checks(&client)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .into_iter()
+            .filter_map(|(id, agent)| (!agent).then_some(id))
+            .collect(),
+        false => HashSet::new(),
+    };
     let inventory = Inventory {
         url: url.to_string(),
         backends,
         servers,
+        without_agent,
     };
     Ok((inventory, level, line))
 }
@@ -312,6 +334,7 @@ mod tests {
             url: url.into(),
             backends: servers.iter().map(|(b, _)| b.to_string()).collect(),
             servers: servers.iter().map(|(b, s)| ServerId::new(*b, *s)).collect(),
+            without_agent: HashSet::new(),
         }
     }
 

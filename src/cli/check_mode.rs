@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::agent::Mode;
+use crate::haproxy::ServerId;
 
 /// `(ok, line)` for the mode, then one `(limited)` line per thing it cannot do.
 pub fn mode_lines(mode: Mode, agent_listen: Option<SocketAddr>) -> Vec<(bool, String)> {
@@ -29,6 +30,18 @@ pub fn mode_lines(mode: Mode, agent_listen: Option<SocketAddr>) -> Vec<(bool, St
     lines
 }
 
+/// A mapped server that some HAProxy (`lacking`, their URLs) runs no agent check for: pull mode
+/// can neither drain nor restore it there.
+pub fn agent_gap(container: &str, server: &ServerId, lacking: &[&str]) -> Option<String> {
+    if lacking.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{container} → {server}: no agent check on {}: pull mode cannot drain or restore it; add `agent-check agent-addr … agent-port … agent-send \"{server}\\n\"` to its server line",
+        lacking.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +59,13 @@ mod tests {
             assert!(lines[0].1.contains(says), "{lines:?}");
             assert!(lines.len() > 1 && lines[1..].iter().all(|(_, l)| l.starts_with("(limited)")));
         }
+        let web1 = ServerId::new("be", "web1");
+        assert_eq!(agent_gap("web1", &web1, &[]), None);
+        let gap = agent_gap("web1", &web1, &["unix:///a.sock"]).unwrap_or_default();
+        assert!(
+            gap.contains("agent-send \"be/web1\\n\"") && gap.contains("a.sock"),
+            "{gap}"
+        );
         assert!(mode_lines(Mode::PullBlind, agent)
             .iter()
             .any(|(_, l)| l.contains("no session count")));

@@ -1,6 +1,7 @@
 //! The only module that talks to HAProxy's runtime API.
 //!
 //! - [`addr`]: `unix://` / `tcp://` URLs, master CLI worker targets.
+//! - [`agent_state`]: which servers have an agent check (pull mode reaches only those).
 //! - [`check`]: health-check facts (configured, passed since MAINT) read from replies.
 //! - [`command`]: typed commands and how each renders; [`reply`]: how a reply is classified.
 //! - [`stat`], [`parse`]: pure reply parsers (`show stat`; `show servers state`, `show info`, …).
@@ -10,6 +11,7 @@
 //! - [`error`]: [`HaproxyError`] (the conversation failed) and [`CommandError`] (HAProxy refused).
 
 pub mod addr;
+pub mod agent_state;
 pub mod check;
 pub mod client;
 pub mod command;

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use haproxy_drain::haproxy::AdminState;
 
 use crate::support::agent_world::{AgentWorld, Drive, AGENT_INTER_MS};
+use crate::support::docker::{unique_name, ContainerSpec, IMAGE_NOHC};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
 use crate::support::load::Load;
 use crate::support::roll::blocking;
@@ -312,19 +313,32 @@ async fn check(args: &[String]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_the_mode_and_what_it_cannot_do() {
-    let haproxy =
-        HaproxyFixture::start("backend be_check\n    server app1 127.0.0.1:9 weight 10\n").await;
+    let backend = unique_name("be").replace('-', "_");
+    let label = backend.clone();
+    let container = blocking(move || {
+        ContainerSpec::new("checked")
+            .image(IMAGE_NOHC)
+            .label("haproxy-drain.backend", &label)
+            .label("haproxy-drain.server", "app1")
+            .run()
+    })
+    .await;
+    let haproxy = HaproxyFixture::start(&format!(
+        "backend {backend}\n    server app1 127.0.0.1:9 weight 10\n"
+    ))
+    .await;
     let agent = format!("--agent-listen=127.0.0.1:{}", free_loopback_port());
+    let only = format!("--container={}", container.name());
     let text = |o: &Output| String::from_utf8_lossy(&o.stdout).to_string();
     let user = format!("--haproxy={}", haproxy.user_url());
 
-    let push_only = text(&check(std::slice::from_ref(&user)).await);
+    let push_only = text(&check(&[user.clone(), only.clone()]).await);
     assert!(
         push_only.contains("FAIL") && push_only.contains("--agent-listen"),
         "{push_only}"
     );
 
-    let pull = text(&check(&[user, agent.clone()]).await);
+    let pull = text(&check(&[user, agent.clone(), only.clone()]).await);
     let mode = pull
         .lines()
         .find(|l| l.starts_with("mode") && !l.contains("(limited)"));
@@ -337,17 +351,26 @@ async fn check_names_the_mode_and_what_it_cannot_do() {
         pull.contains("(limited) cannot add or delete servers"),
         "{pull}"
     );
+    let gap = format!("{backend}/app1: no agent check on");
+    assert!(
+        pull.lines().any(|l| l.contains("FAIL") && l.contains(&gap)),
+        "{pull}"
+    );
 
-    let blind = text(&check(&["--haproxy=none".to_string(), agent.clone()]).await);
+    let blind = text(&check(&["--haproxy=none".to_string(), agent.clone(), only.clone()]).await);
     assert!(
         blind.contains("pull (no socket)") && blind.contains("no session count"),
         "{blind}"
     );
 
     let admin = format!("--haproxy={}", haproxy.admin_url());
-    let both = text(&check(&[admin, agent]).await);
+    let both = text(&check(&[admin, agent, only]).await);
     assert!(
         both.contains("push: ") && both.contains("answers the same"),
         "{both}"
+    );
+    assert!(
+        !both.contains("no agent check"),
+        "push mode needs none: {both}"
     );
 }
