@@ -22,6 +22,8 @@ pub const WEIGHT: u32 = 37;
 /// The apps keep serving this long after SIGTERM (`ON_SIGTERM=serve`), then exit.
 pub const GRACE_MS: u64 = 1500;
 pub const AGENT_INTER_MS: u64 = 100;
+/// The default apps: serve on for [`GRACE_MS`] after SIGTERM.
+pub const SERVE: [(&str, &str); 2] = [("ON_SIGTERM", "serve"), ("GRACE_MS", "1500")];
 const DAEMON_CONFIG: &str = "reconcile_interval = \"1s\"\n[defaults]\ndrain_timeout = \"10s\"\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +52,17 @@ pub struct AgentWorld {
 
 impl AgentWorld {
     pub async fn start(drive: Drive, apps: usize) -> Self {
-        Self::start_with(drive, apps, "").await
+        Self::start_with(drive, apps, "", &SERVE).await
     }
 
-    /// Like [`AgentWorld::start`], with more lines for the daemon's `[defaults]`.
-    pub async fn start_with(drive: Drive, apps: usize, defaults: &str) -> Self {
+    /// Like [`AgentWorld::start`], with more lines for the daemon's `[defaults]` and the apps'
+    /// SIGTERM behaviour (environment).
+    pub async fn start_with(
+        drive: Drive,
+        apps: usize,
+        defaults: &str,
+        sigterm: &[(&str, &str)],
+    ) -> Self {
         let network = blocking(TestNetwork::create).await;
         let backend = unique_name("be").replace('-', "_");
         let agent = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
@@ -63,17 +71,18 @@ impl AgentWorld {
             .iter()
             .enumerate()
             .map(|(i, port)| {
-                ContainerSpec::new(&format!("app{}", i + 1))
+                let spec = ContainerSpec::new(&format!("app{}", i + 1))
                     .image(IMAGE_SIGTERM)
                     .network(&network)
                     .label("haproxy-drain.backend", &backend)
                     .label("haproxy-drain.server", &format!("app{}", i + 1))
                     .label("haproxy-drain.port", &APP_PORT.to_string())
-                    .env("ON_SIGTERM", "serve")
-                    .env("GRACE_MS", &GRACE_MS.to_string())
                     .stop_timeout(5)
                     .arg("-p")
-                    .arg(&format!("127.0.0.1:{port}:{APP_PORT}"))
+                    .arg(&format!("127.0.0.1:{port}:{APP_PORT}"));
+                sigterm
+                    .iter()
+                    .fold(spec, |spec, (key, value)| spec.env(key, value))
             })
             .collect();
         let apps = blocking(move || specs.into_iter().map(ContainerSpec::run).collect()).await;
