@@ -25,7 +25,8 @@ pub struct CheckArgs {
     /// The TOML config file to validate (labels-only setups have none).
     #[arg(long, env = "HAPROXY_DRAIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// HAProxy runtime API (admin level); repeat for every HAProxy in front of the containers.
+    /// HAProxy runtime API (admin level; with --agent-listen operator/user is enough, or `none`);
+    /// repeat for every HAProxy in front of the containers.
     #[arg(
         long = "haproxy",
         env = "HAPROXY_DRAIN_HAPROXY",
