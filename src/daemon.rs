@@ -16,7 +16,7 @@ use crate::controller::hub::Hub;
 use crate::controller::pull::AgentLink;
 use crate::controller::{Context, ControllerHandle, Fleet};
 use crate::docker::{DockerClient, DockerError};
-use crate::haproxy::level::socket_level;
+use crate::haproxy::level::reported_level;
 use crate::haproxy::{AddrError, Client, HaproxyAddr};
 use crate::metrics::{Metrics, MetricsError, MetricsServer};
 use crate::ownership::{OwnershipError, OwnershipStore};
@@ -270,18 +270,19 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
 }
 
 /// Binds the agent-check responder and decides the mode from every socket's level (a socket
-/// that cannot be read now counts as below admin: no admin command is sent on a guess).
+/// that cannot be read now, or a HAProxy without `show cli level`, counts as below admin: no
+/// admin command is sent on a guess, not even `check`'s refused `set weight` probe).
 async fn start_agent(
     addr: SocketAddr,
     clients: &[Client],
 ) -> Result<(AgentLink, Responder), DaemonError> {
     let mut levels = Vec::with_capacity(clients.len());
     for client in clients {
-        let level = socket_level(client).await;
+        let level = reported_level(client).await;
         if let Err(error) = &level {
             tracing::warn!(haproxy = %client.addr(), %error, "cannot read the socket's level; treated as read-only");
         }
-        levels.push(level.ok());
+        levels.push(level.ok().flatten());
     }
     let mode = Mode::decide(&levels, true);
     let responder = Responder::bind(addr).await?;

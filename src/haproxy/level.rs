@@ -52,11 +52,17 @@ impl CliLevel {
     }
 }
 
+/// The level as `show cli level` names it; `None` where HAProxy does not know the command.
+/// Sends nothing else: what the daemon uses before it knows it may send admin commands.
+pub async fn reported_level(client: &Client) -> Result<Option<CliLevel>, HaproxyError> {
+    Ok(CliLevel::parse(&client.raw("show cli level").await?))
+}
+
 /// `show cli level` names the level and changes nothing. Where it is unknown, `set weight` on a
 /// backend no one has tells admin (`No such backend`) from below (`Permission denied`): the
 /// privilege check comes before the look-up, so nothing changes either way.
 pub async fn socket_level(client: &Client) -> Result<CliLevel, HaproxyError> {
-    if let Some(level) = CliLevel::parse(&client.raw("show cli level").await?) {
+    if let Some(level) = reported_level(client).await? {
         return Ok(level);
     }
     let probe = ServerId::new(PROBE_BACKEND, "none");
