@@ -48,11 +48,14 @@ impl AgentLink {
         let sends = self.mode.sends_commands();
         match command {
             Command::SetState(id, admin) => {
+                let before = self.table.asked_about(id).and_then(|a| a.admin);
                 let generation = self.table.set_admin(id, *admin);
                 if sends {
                     return None;
                 }
-                if self.mode == Mode::PullBlind && *admin == AdminState::Drain {
+                // A drain out of rotation, not the DRAIN a restore passes through after MAINT.
+                let leaving = before != Some(AdminState::Maint);
+                if self.mode == Mode::PullBlind && *admin == AdminState::Drain && leaving {
                     tracing::info!(server = %id, "no runtime API socket: no session count; the drain lasts until the container exits or its drain timeout");
                 }
                 Some(
