@@ -8,11 +8,15 @@ use std::sync::Arc;
 use clap::Args;
 use tokio::sync::mpsc;
 
+use crate::agent::mode::NO_SOCKET;
+use crate::agent::{AgentError, AgentTable, Mode, Responder};
 use crate::api::{self, ApiState};
 use crate::config::{Config, ConfigError};
 use crate::controller::hub::Hub;
+use crate::controller::pull::AgentLink;
 use crate::controller::{Context, ControllerHandle, Fleet};
 use crate::docker::{DockerClient, DockerError};
+use crate::haproxy::level::reported_level;
 use crate::haproxy::{AddrError, Client, HaproxyAddr};
 use crate::metrics::{Metrics, MetricsError, MetricsServer};
 use crate::ownership::{OwnershipError, OwnershipStore};
@@ -22,13 +26,18 @@ use crate::shutdown::Shutdown;
 pub const DEFAULT_HAPROXY: &str = "unix:///var/run/haproxy/admin.sock";
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/haproxy-drain/state.json";
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9748";
+/// Without a socket, the start waits for HAProxy's first round of agent checks (quiet for
+/// [`BLIND_QUIET`], at most [`BLIND_SETTLE_BOUND`]): they are the only list of its servers.
+const BLIND_QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+const BLIND_SETTLE_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long the start-up waits for Docker to bring back containers an interrupted roll left.
 const FINISH_INTERRUPTED_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// HAProxy runtime API (level admin): unix:///path, tcp://host:port, or a master socket
-    /// with ?worker=1. Repeat (or comma-separate in the env var) for several HAProxies.
+    /// with ?worker=1. Repeat (or comma-separate in the env var) for several HAProxies. With
+    /// --agent-listen a level operator/user socket is enough (read-only), or `none` for no socket.
     #[arg(long = "haproxy", env = "HAPROXY_DRAIN_HAPROXY", value_delimiter = ',', default_value = DEFAULT_HAPROXY)]
     pub haproxy: Vec<String>,
     /// Optional TOML configuration (rules, defaults, budgets).
@@ -70,6 +79,12 @@ pub struct RunArgs {
     /// Refuse (503) a gated stop when HAProxy cannot be reached, instead of forwarding it undrained.
     #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE_FAIL_CLOSED")]
     pub docker_gate_fail_closed: bool,
+    /// Serve HAProxy's agent-check protocol on this address (pull mode, no admin socket
+    /// needed): server lines with `agent-check agent-addr IP agent-port PORT agent-send
+    /// "backend/server\n" agent-inter 100ms` obey haproxy-drain's answers. With admin sockets
+    /// the commands are still sent and the agent answers the same.
+    #[arg(long, env = "HAPROXY_DRAIN_AGENT_LISTEN")]
+    pub agent_listen: Option<SocketAddr>,
     /// Log format.
     #[arg(
         long,
@@ -110,6 +125,10 @@ pub enum DaemonError {
     Listen(#[from] api::ListenError),
     #[error(transparent)]
     Gate(#[from] crate::gate::GateError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("--haproxy none leaves nothing to drive: give a runtime API socket, or --agent-listen for pull mode")]
+    NoHaproxy,
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -134,8 +153,14 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let clients = args
         .haproxy
         .iter()
+        .filter(|url| url.as_str() != NO_SOCKET)
         .map(|url| HaproxyAddr::parse(url).map(Client::new))
         .collect::<Result<Vec<_>, _>>()?;
+    let agent = match args.agent_listen {
+        Some(addr) => Some(start_agent(addr, &clients).await?),
+        None if clients.is_empty() => return Err(DaemonError::NoHaproxy),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     for client in &clients {
         metrics.set_haproxy_connected(&client.addr().to_string(), false);
@@ -149,9 +174,22 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     tracing::info!(metrics = %metrics_server.local_addr(), haproxy = ?args.haproxy, "haproxy-drain starting");
     let metrics_task = tokio::spawn(metrics_server.run(metrics.clone(), shutdown.clone()));
 
+    let mut fleet = Fleet::new(clients, metrics.clone());
+    let agent_task = match agent {
+        Some((link, responder)) => {
+            fleet = fleet.with_agent(link.clone());
+            let task = tokio::spawn(responder.run(link.table.clone(), shutdown.clone()));
+            if link.mode == Mode::PullBlind {
+                let known = link.table.settle(BLIND_QUIET, BLIND_SETTLE_BOUND).await;
+                tracing::info!(servers = known, "HAProxy's agent checks named these servers; more are found at each reconciliation");
+            }
+            Some(task)
+        }
+        None => None,
+    };
     let ctx = Arc::new(Context {
         config,
-        fleet: Fleet::new(clients, metrics.clone()),
+        fleet,
         docker: docker.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
@@ -222,8 +260,36 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     if let Some(task) = gate_task {
         let _ = task.await;
     }
+    if let Some(task) = agent_task {
+        let _ = task.await;
+    }
     if let Ok(Err(error)) = metrics_task.await {
         tracing::error!(%error, "metrics endpoint failed");
     }
     Ok(())
+}
+
+/// Binds the agent-check responder and decides the mode from every socket's level (a socket
+/// that cannot be read now, or a HAProxy without `show cli level`, counts as below admin: no
+/// admin command is sent on a guess, not even `check`'s refused `set weight` probe).
+async fn start_agent(
+    addr: SocketAddr,
+    clients: &[Client],
+) -> Result<(AgentLink, Responder), DaemonError> {
+    let mut levels = Vec::with_capacity(clients.len());
+    for client in clients {
+        let level = reported_level(client).await;
+        if let Err(error) = &level {
+            tracing::warn!(haproxy = %client.addr(), %error, "cannot read the socket's level; treated as read-only");
+        }
+        levels.push(level.ok().flatten());
+    }
+    let mode = Mode::decide(&levels, true);
+    let responder = Responder::bind(addr).await?;
+    tracing::info!(agent = %responder.local_addr(), mode = mode.as_str(), limits = ?mode.limits(), "agent-check responder listening");
+    let link = AgentLink {
+        table: Arc::new(AgentTable::default()),
+        mode,
+    };
+    Ok((link, responder))
 }

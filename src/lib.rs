@@ -4,6 +4,8 @@
 //!
 //! I/O at the two edges, decisions in the middle, one shutdown signal everywhere.
 //!
+//! - [`agent`]: pull mode — HAProxy asks through its agent check, haproxy-drain answers with
+//!   the controller's decisions (no admin socket needed).
 //! - [`haproxy`]: the runtime API client (stats socket / master CLI), typed commands and pure
 //!   reply parsers. The only code that talks to HAProxy.
 //! - [`docker`]: bollard wrapper: list, inspect, the event stream with reconnect and replay, and
@@ -24,6 +26,7 @@
 //! - [`shutdown`]: the one shutdown signal every task listens to; [`duration`]: durations as
 //!   operators write them (`30s`) and as they travel (milliseconds).
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,6 @@
 //! `show servers state` (format version 1, space-separated fields).
 #![no_main]
-use haproxy_drain::haproxy::parse;
+use haproxy_drain::haproxy::{agent_state, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,4 +12,5 @@ fuzz_target!(|data: &[u8]| {
             let _ = state.admin.as_admin_state();
         }
     }
+    let _ = agent_state::parse_agent_checks(&text);
 });

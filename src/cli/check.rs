@@ -4,26 +4,29 @@
 //! container's backend (and server) exists. One line per finding; the exit code is the verdict.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::check_mode::{agent_gap, mode_lines};
 use super::control::CliError;
+use crate::agent::mode::NO_SOCKET;
+use crate::agent::Mode;
 use crate::config::Config;
 use crate::docker::permissions::{Access, Permission};
 use crate::docker::DockerClient;
-use crate::haproxy::types::{ServerId, WeightSpec};
-use crate::haproxy::{Client, CommandError, HaproxyAddr, HaproxyError};
+use crate::haproxy::agent_state::agent_checks;
+use crate::haproxy::level::{socket_level, CliLevel};
+use crate::haproxy::types::ServerId;
+use crate::haproxy::{Client, HaproxyAddr};
 use crate::mapping;
-
-/// A backend no one has: `set weight` on it is refused for lack of privilege before HAProxy
-/// looks the backend up, so the answer tells the level and nothing changes.
-const PROBE_BACKEND: &str = "haproxy-drain-privilege-probe";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     /// The TOML config file to validate (labels-only setups have none).
     #[arg(long, env = "HAPROXY_DRAIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// HAProxy runtime API (admin level); repeat for every HAProxy in front of the containers.
+    /// HAProxy runtime API (admin level; with --agent-listen operator/user is enough, or `none`);
+    /// repeat for every HAProxy in front of the containers.
     #[arg(
         long = "haproxy",
         env = "HAPROXY_DRAIN_HAPROXY",
@@ -32,6 +35,9 @@ pub struct CheckArgs {
         value_name = "URL"
     )]
     pub haproxy: Vec<String>,
+    /// The agent-check address `run` will serve (pull mode without an admin socket).
+    #[arg(long, env = "HAPROXY_DRAIN_AGENT_LISTEN", value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
     /// Check only these containers (repeatable; default: every container on the engine).
     #[arg(long = "container", value_name = "NAME")]
     pub containers: Vec<String>,
@@ -42,6 +48,8 @@ struct Inventory {
     url: String,
     backends: HashSet<String>,
     servers: HashSet<ServerId>,
+    /// Pull mode only: servers without an agent check, which pull mode cannot reach.
+    without_agent: HashSet<ServerId>,
 }
 
 pub async fn check(args: CheckArgs) -> Result<(), CliError> {
@@ -80,14 +88,24 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
     };
 
     let mut inventories = Vec::new();
-    for url in &args.haproxy {
-        match inspect_haproxy(url).await {
-            Ok((inventory, line)) => {
+    let mut levels = Vec::new();
+    let pull = args.agent_listen.is_some();
+    for url in args.haproxy.iter().filter(|url| url.as_str() != NO_SOCKET) {
+        match inspect_haproxy(url, pull).await {
+            Ok((inventory, level, line)) => {
                 report(true, "haproxy", line);
                 inventories.push(inventory);
+                levels.push(Some(level));
             }
-            Err(line) => report(false, "haproxy", line),
+            Err(line) => {
+                report(false, "haproxy", line);
+                levels.push(None);
+            }
         }
+    }
+    let mode = Mode::decide(&levels, pull);
+    for (ok, line) in mode_lines(mode, args.agent_listen) {
+        report(ok, "mode", line);
     }
 
     let docker = match DockerClient::connect() {
@@ -137,6 +155,15 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
                 mapped += 1;
                 let (ok, line) = placement(&container.name, &found.server, &inventories);
                 report(ok, "mapping", line);
+                let lacking: Vec<&str> = inventories
+                    .iter()
+                    .filter(|i| i.without_agent.contains(&found.server))
+                    .map(|i| i.url.as_str())
+                    .collect();
+                match agent_gap(&container.name, &found.server, &lacking) {
+                    Some(line) if mode != Mode::Push => report(false, "mapping", line),
+                    _ => {}
+                }
             }
             Err(error) => {
                 // Unlabelled containers that a rule half-matches are someone else's problem;
@@ -198,8 +225,9 @@ fn verdict(problems: usize) -> Result<(), CliError> {
     }
 }
 
-/// Connects, reads version and servers, and probes the privilege level.
-async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
+/// Connects, reads version and servers, and probes the privilege level (below admin is enough
+/// in pull mode).
+async fn inspect_haproxy(url: &str, pull: bool) -> Result<(Inventory, CliLevel, String), String> {
     let addr = HaproxyAddr::parse(url).map_err(|e| format!("{url}: {e}"))?;
     let client = Client::new(addr);
     let info = client.show_info().await.map_err(|e| e.to_string())?;
@@ -216,9 +244,9 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
     let level = socket_level(&client)
         .await
         .map_err(|e| format!("{url}: privilege probe failed: {e}"))?;
-    if level != Level::Admin {
+    if level != CliLevel::Admin && !pull {
         return Err(format!(
-            "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line",
+            "{url}: HAProxy {}, level {}: the socket is not `level admin`: haproxy-drain cannot change weights or states there, so it can neither drain nor restore (`set server`, `set weight`, `add server` need admin; this level {}); add `level admin` to its `stats socket` line, or let HAProxy ask haproxy-drain through agent checks (--agent-listen, pull mode)",
             info.version,
             level.as_str(),
             level.can(),
@@ -226,71 +254,34 @@ async fn inspect_haproxy(url: &str) -> Result<(Inventory, String), String> {
     }
     let servers: HashSet<ServerId> = states.into_iter().map(|s| s.id).collect();
     let line = format!(
-        "{url}: HAProxy {} (pid {}), level admin, {} backend(s), {} server(s)",
+        "{url}: HAProxy {} (pid {}), level {}{}, {} backend(s), {} server(s)",
         info.version,
         info.pid,
+        level.as_str(),
+        if level.is_admin() {
+            ""
+        } else {
+            " (read-only: pull mode)"
+        },
         backends.len(),
         servers.len()
     );
+    let without_agent = match pull {
+        true => agent_checks(&client)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .into_iter()
+            .filter_map(|(id, agent)| (!agent).then_some(id))
+            .collect(),
+        false => HashSet::new(),
+    };
     let inventory = Inventory {
         url: url.to_string(),
         backends,
         servers,
+        without_agent,
     };
-    Ok((inventory, line))
-}
-
-/// A stats socket's privilege level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Admin,
-    Operator,
-    User,
-    /// `show cli level` unknown (not 2.6) and `set weight` refused: operator or user.
-    BelowAdmin,
-}
-
-impl Level {
-    fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "admin" => Some(Level::Admin),
-            "operator" => Some(Level::Operator),
-            "user" => Some(Level::User),
-            _ => None,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Level::Admin => "admin",
-            Level::Operator => "operator",
-            Level::User => "user",
-            Level::BelowAdmin => "operator or user",
-        }
-    }
-
-    fn can(self) -> &'static str {
-        match self {
-            Level::Admin => "can do everything",
-            Level::Operator => "can only read state and clear counters",
-            Level::User | Level::BelowAdmin => "can only read state",
-        }
-    }
-}
-
-/// `show cli level` names the level and changes nothing. Where it is unknown, `set weight` on a
-/// backend no one has tells admin (`No such backend`) from below (`Permission denied`): the
-/// privilege check comes before the look-up, so nothing changes either way.
-async fn socket_level(client: &Client) -> Result<Level, HaproxyError> {
-    if let Some(level) = Level::parse(&client.raw("show cli level").await?) {
-        return Ok(level);
-    }
-    let probe = ServerId::new(PROBE_BACKEND, "none");
-    match client.set_weight(&probe, WeightSpec::Absolute(1)).await {
-        Ok(()) | Err(HaproxyError::Command(CommandError::NoSuchBackend { .. })) => Ok(Level::Admin),
-        Err(HaproxyError::Command(CommandError::PermissionDenied { .. })) => Ok(Level::BelowAdmin),
-        Err(other) => Err(other),
-    }
+    Ok((inventory, level, line))
 }
 
 /// Whether `server` exists on every HAProxy; a missing server in an existing backend is fine
@@ -325,14 +316,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn levels_parse_from_show_cli_level() {
-        assert_eq!(Level::parse("admin\n"), Some(Level::Admin));
-        assert_eq!(Level::parse("operator\n\n"), Some(Level::Operator));
-        assert_eq!(Level::parse("user"), Some(Level::User));
-        assert_eq!(Level::parse("Unknown command"), None);
-    }
-
-    #[test]
     fn only_a_missing_watcher_permission_fails_the_check() {
         let denied = Access::Denied("forbidden".into());
         let (verdict, line) = permission_line(Permission::Events, &denied);
@@ -352,6 +335,7 @@ mod tests {
             url: url.into(),
             backends: servers.iter().map(|(b, _)| b.to_string()).collect(),
             servers: servers.iter().map(|(b, s)| ServerId::new(*b, *s)).collect(),
+            without_agent: HashSet::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! asked at all (no daemon, permission denied, bad answer).
 
 pub mod check;
+mod check_mode;
 pub mod control;
 pub mod drain;
 pub mod healthcheck;

@@ -9,6 +9,7 @@ use super::clock::clock;
 use super::container_ref::ContainerRef;
 use super::probe::Gate;
 use super::Context;
+use crate::agent::Mode;
 use crate::drain::server_options::{dynamic_server_options, server_address, weight_spec};
 use crate::drain::{Action, Input, Observed, Ownership};
 use crate::haproxy::{AdminState, Command, HaproxyError, ServerId};
@@ -112,6 +113,17 @@ impl Executor {
     /// as any other. Returns the record and what HAProxy now reports; `None` when there is
     /// nothing to add yet (no address or port) or HAProxy refused (retried by reconciliation).
     pub async fn add_server(&self, subject: &Subject<'_>) -> Option<(Ownership, Option<Observed>)> {
+        match self.ctx.fleet.mode() {
+            Mode::Push => {}
+            // Known only once HAProxy asks the agent about it (every agent-inter).
+            Mode::PullBlind => return None,
+            Mode::PullReadOnly => {
+                if !self.missing_backend_reported.swap(true, Ordering::Relaxed) {
+                    tracing::error!(server = %self.id, "server not in HAProxy, and pull mode cannot `add server`: add it to haproxy.cfg with an agent check");
+                }
+                return None;
+            }
+        }
         let ip = subject.container.and_then(|c| c.ip)?;
         let port = subject.mapping.port?;
         let stats = self.ctx.fleet.backend_stats(&self.id.backend).await.ok();
@@ -195,7 +207,11 @@ impl Executor {
 fn gate(subject: &Subject<'_>) -> Gate {
     let observed = subject.observed;
     let (ip, port) = match observed.and_then(|o| o.addr) {
-        Some(addr) if addr.is_loopback() => (Some(addr), observed.and_then(|o| o.port)),
+        // A loopback address without a port (pull mode without a socket: unseen) says nothing
+        // about where to probe; the container itself does.
+        Some(addr) if addr.is_loopback() && observed.and_then(|o| o.port).is_some() => {
+            (Some(addr), observed.and_then(|o| o.port))
+        }
         _ => (
             subject.container.and_then(|c| c.ip),
             subject.mapping.port.or(observed.and_then(|o| o.port)),

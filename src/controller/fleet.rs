@@ -11,8 +11,11 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use super::next_read::NextRead;
+use super::pull::{AgentLink, FleetView};
 use super::reachability::Reachability;
 use super::single_flight::SingleFlight;
+use crate::agent::blind::{backend_row, server_state};
+use crate::agent::Mode;
 use crate::drain::Observed;
 use crate::haproxy::{
     AdminState, Client, Command, HaproxyError, Info, Reply, ServerId, ServerState, StatRow,
@@ -34,6 +37,8 @@ pub struct Fleet {
     /// backend that asked before it started ([`NextRead`]).
     backend_stat_reads: Arc<NextRead<Option<Arc<Vec<StatRow>>>>>,
     metrics: Arc<Metrics>,
+    /// `--agent-listen`: the agent's answers, and whether commands are sent at all.
+    agent: Option<AgentLink>,
 }
 
 /// One HAProxy's view of all servers, read in one round trip.
@@ -56,7 +61,24 @@ impl Fleet {
             clients: Arc::new(clients),
             connection_limits: Arc::new(connection_limits),
             metrics,
+            agent: None,
         }
+    }
+
+    /// Records every state and weight decision in the agent's table; in pull mode they reach
+    /// HAProxy only that way (see [`super::pull`]).
+    pub fn with_agent(mut self, agent: AgentLink) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.agent.as_ref().map_or(Mode::Push, |a| a.mode)
+    }
+
+    /// The agent link when there is no socket to read from at all.
+    fn blind(&self) -> Option<&AgentLink> {
+        self.agent.as_ref().filter(|a| a.mode == Mode::PullBlind)
     }
 
     pub fn clients(&self) -> &[Client] {
@@ -68,7 +90,7 @@ impl Fleet {
         self.clients
             .get(index)
             .map(|c| c.addr().to_string())
-            .unwrap_or_default()
+            .unwrap_or_else(|| "agent-check (no socket)".to_string())
     }
 
     pub fn is_up(&self, index: usize) -> bool {
@@ -78,6 +100,16 @@ impl Fleet {
     /// Runs one command on every HAProxy that is up (see [`Reachability`]) concurrently; one
     /// result per HAProxy tried, with its index.
     pub async fn apply(&self, command: &Command) -> Vec<(usize, Result<Reply, HaproxyError>)> {
+        if let Some(agent) = &self.agent {
+            if let Some(results) = agent.intercept(self, command).await {
+                return results;
+            }
+        }
+        self.send(command).await
+    }
+
+    /// [`Self::apply`] without the agent: reads, and commands in push mode.
+    async fn send(&self, command: &Command) -> Vec<(usize, Result<Reply, HaproxyError>)> {
         let targets = self.reachability.targets();
         let results = join_all(targets.iter().map(|&i| self.call_metered(i, command))).await;
         targets.into_iter().zip(results).collect()
@@ -100,6 +132,9 @@ impl Fleet {
     /// `show servers state` and `show stat` from every HAProxy that is up, each in one round
     /// trip (measured as one `show_servers_state` command); one result per HAProxy tried.
     pub async fn snapshots(&self) -> Vec<(usize, Result<Snapshot, HaproxyError>)> {
+        if let Some(blind) = self.blind() {
+            return vec![(0, Ok(blind_snapshot(blind)))];
+        }
         let targets = self.reachability.targets();
         let results = join_all(targets.iter().map(|&i| self.snapshot(i))).await;
         targets.into_iter().zip(results).collect()
@@ -139,6 +174,10 @@ impl Fleet {
     /// `None` when no HAProxy has it (a backend one HAProxy lacks is not an error) or the read
     /// failed. Concurrent reads of one backend are one read ([`SingleFlight`]).
     pub async fn observe(&self, server: &ServerId) -> Option<Observed> {
+        if let Some(blind) = self.blind() {
+            let answer = blind.table.asked_about(server)?;
+            return merge(&[server_state(server, &answer)]);
+        }
         let backend = &server.backend;
         let states = self
             .backend_states
@@ -162,6 +201,9 @@ impl Fleet {
     /// The `show stat` rows of one backend's servers, from every HAProxy that answers (see
     /// [`Reachability::answers`]).
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>, HaproxyError> {
+        if self.blind().is_some() {
+            return Ok(Vec::new());
+        }
         let command = Command::ShowStatServers(backend.to_string());
         self.backend_rows(&command, |reply| match reply {
             Reply::Stat(rows) => rows,
@@ -177,7 +219,7 @@ impl Fleet {
         command: &Command,
         rows: fn(Reply) -> Vec<T>,
     ) -> Result<Vec<T>, HaproxyError> {
-        let results = self.apply(command).await.into_iter().map(|(i, result)| {
+        let results = self.send(command).await.into_iter().map(|(i, result)| {
             let rows = match result {
                 Ok(reply) => Ok(rows(reply)),
                 Err(HaproxyError::Command(e)) if e.is_not_found() => Ok(Vec::new()),
@@ -216,6 +258,10 @@ impl Fleet {
 
     /// Current sessions of one server, summed over every HAProxy that answers.
     pub async fn sessions(&self, server: &ServerId) -> Result<u64, HaproxyError> {
+        if self.blind().is_some() {
+            // Unknown, so assumed open: the drain ends when the container exits or times out.
+            return Ok(1);
+        }
         let rows = self.fresh_backend_stats(&server.backend).await?;
         Ok(rows
             .iter()
@@ -227,10 +273,41 @@ impl Fleet {
     /// True when every HAProxy that answers has seen a health check pass since the server left
     /// MAINT.
     pub async fn check_passed(&self, server: &ServerId) -> Result<bool, HaproxyError> {
+        if self.blind().is_some() {
+            // HAProxy already obeys the DRAIN answer (it was picked up); its checks are unseen.
+            return Ok(true);
+        }
         let rows = self.fresh_backend_stats(&server.backend).await?;
         let mine: Vec<&StatRow> = rows.iter().filter(|r| r.name == server.server).collect();
         Ok(!mine.is_empty() && mine.iter().all(|r| r.check_passed()))
     }
+}
+
+impl FleetView for Fleet {
+    fn targets(&self) -> Vec<usize> {
+        self.reachability.targets()
+    }
+
+    fn observe<'a>(
+        &'a self,
+        id: &'a ServerId,
+    ) -> futures_util::future::BoxFuture<'a, Option<Observed>> {
+        Box::pin(Fleet::observe(self, id))
+    }
+}
+
+/// Without a socket, HAProxy as the agent's answers imply it (see [`crate::agent::blind`]):
+/// the servers it asked about and their backends.
+fn blind_snapshot(agent: &AgentLink) -> Snapshot {
+    let asked = agent.table.asked();
+    let states = asked
+        .iter()
+        .map(|(id, answer)| server_state(id, answer))
+        .collect();
+    let mut backends: Vec<&str> = asked.iter().map(|(id, _)| id.backend.as_str()).collect();
+    backends.dedup();
+    let stats = backends.into_iter().map(backend_row).collect();
+    Snapshot { states, stats }
 }
 
 /// Merges one server's state across HAProxies: the least-out state wins, so one HAProxy that

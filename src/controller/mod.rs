@@ -10,6 +10,7 @@
 //! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
+//! - [`pull`]: pull mode — decisions become agent answers, other changes are refused.
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -22,6 +23,7 @@ mod haproxy_watch;
 pub mod hub;
 mod next_read;
 pub mod probe;
+pub mod pull;
 mod reachability;
 pub mod reconcile;
 mod report;

@@ -7,8 +7,10 @@
 //! Beside the machine, the other pure decisions the controller applies: [`docker_input`] (which
 //! Docker event means which input), [`budget`] (may one more server go out) and
 //! [`server_options`] (how a weight or a dynamic server is said to HAProxy), [`poll_schedule`]
-//! (when a drain polls its sessions next).
+//! (when a drain polls its sessions next), [`agent_answer`] (what the agent check answers in pull
+//! mode).
 
+pub mod agent_answer;
 pub mod budget;
 pub mod docker_input;
 mod machine;

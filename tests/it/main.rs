@@ -1,5 +1,6 @@
 //! One integration-test binary (links once): real HAProxy, real Docker.
 
+mod agent_pull;
 mod architecture;
 mod bench_rollout_short;
 mod bench_scale_short;

@@ -60,7 +60,10 @@ fn every_haproxy_config_passes_haproxy_check_and_has_the_settings_haproxy_drain_
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["compose.cfg", "demo.cfg", "haproxy.cfg"]);
+    assert_eq!(
+        names,
+        ["agent.cfg", "compose.cfg", "demo.cfg", "haproxy.cfg"]
+    );
     for config in &configs {
         let name = config.file_name().unwrap().to_string_lossy().into_owned();
         let output = Command::new("haproxy")
@@ -88,10 +91,16 @@ fn every_haproxy_config_passes_haproxy_check_and_has_the_settings_haproxy_drain_
         let lines = directives(&std::fs::read_to_string(config).unwrap());
         let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
         assert!(has("master-worker"), "{name}: master-worker");
+        // Pull mode (agent.cfg) gives the sidecar a read-only socket; the others an admin one.
+        let level = if name == "agent.cfg" {
+            "level user"
+        } else {
+            "level admin"
+        };
         let socket = lines
             .iter()
-            .find(|l| l.starts_with("stats socket") && l.contains("level admin"))
-            .unwrap_or_else(|| panic!("{name}: an admin-level stats socket"));
+            .find(|l| l.starts_with("stats socket") && l.contains(level))
+            .unwrap_or_else(|| panic!("{name}: a stats socket with {level}"));
         assert!(socket.contains("mode 660"), "{name}: {socket}");
         assert!(
             socket.contains(" group ") || socket.contains(" gid "),
@@ -128,9 +137,48 @@ fn every_haproxy_config_passes_haproxy_check_and_has_the_settings_haproxy_drain_
             "{name}: no retry-on by default"
         );
     }
+    agent_config_asks_haproxy_drain_about_every_server();
     // The commented reason is part of the example.
     let example = read("haproxy/haproxy.cfg");
     assert!(example.contains("# No `retry-on` here, on purpose."));
+}
+
+/// agent.cfg: every server carries the agent check (through `default-server`) and names itself
+/// in its `agent-send`, as `backend/server`, the way the responder looks it up.
+fn agent_config_asks_haproxy_drain_about_every_server() {
+    let lines = directives(&read("haproxy/agent.cfg"));
+    let defaults = lines
+        .iter()
+        .find(|l| l.starts_with("default-server"))
+        .expect("agent.cfg: default-server");
+    for option in [
+        "agent-check",
+        "agent-addr 127.0.0.1",
+        "agent-port 9749",
+        "agent-inter 100ms",
+    ] {
+        assert!(
+            defaults.contains(option),
+            "agent.cfg default-server: {option}"
+        );
+    }
+    let mut backend = "";
+    let mut servers = 0;
+    for line in &lines {
+        if let Some(name) = line.strip_prefix("backend ") {
+            backend = name.trim();
+        }
+        if let Some(rest) = line.strip_prefix("server ") {
+            let server = rest.split_whitespace().next().unwrap();
+            let send = format!("agent-send \"{backend}/{server}\\n\"");
+            assert!(
+                line.ends_with(&send),
+                "agent.cfg: {line} should end with {send}"
+            );
+            servers += 1;
+        }
+    }
+    assert_eq!(servers, 3, "agent.cfg: three servers");
 }
 
 /// Options of a unit file: `Key=value` lines (continuations joined).

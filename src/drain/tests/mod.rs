@@ -123,6 +123,7 @@ pub(super) fn check(mode: DrainMode, owned: Option<Ownership>, steps: Vec<Step>)
     }
 }
 
+mod agent;
 mod cycle;
 mod ownership;
 mod properties;

@@ -1,4 +1,5 @@
 //! Shared fixtures: a real HAProxy in a temp dir, Docker test containers, unique names.
+pub mod agent_world;
 pub mod bench;
 pub mod campaign;
 pub mod capacity;
