@@ -110,6 +110,8 @@ pub enum DaemonError {
     Listen(#[from] api::ListenError),
     #[error(transparent)]
     Gate(#[from] crate::gate::GateError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet_budget::FleetError),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -149,12 +151,19 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     tracing::info!(metrics = %metrics_server.local_addr(), haproxy = ?args.haproxy, "haproxy-drain starting");
     let metrics_task = tokio::spawn(metrics_server.run(metrics.clone(), shutdown.clone()));
 
+    let fleet_budget = match config.fleet.clone() {
+        Some(fleet) => {
+            Some(crate::fleet_budget::start(fleet, metrics.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
     let ctx = Arc::new(Context {
         config,
         fleet: Fleet::new(clients, metrics.clone()),
         docker: docker.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
+        fleet_budget,
     });
     let (control_tx, control_rx) = mpsc::channel(256);
     let handle = ControllerHandle::new(control_tx);

@@ -66,7 +66,9 @@ impl IntoResponse for HttpError {
 pub fn status_of(error: &ControlError) -> StatusCode {
     match error {
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-        ControlError::Budget { .. } | ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Budget { .. } | ControlError::Conflict(_) | ControlError::FleetBudget(_) => {
+            StatusCode::CONFLICT
+        }
         ControlError::DrainTimeout { .. } | ControlError::ReadyTimeout { .. } => {
             StatusCode::GATEWAY_TIMEOUT
         }

@@ -10,6 +10,8 @@
 //! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
+//! - `fleet_slot`: the fleet budget on etcd: a slot before a drain, every server's state to
+//!   the keeper.
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -17,6 +19,7 @@ mod container_ref;
 mod control;
 mod executor;
 pub mod fleet;
+mod fleet_slot;
 pub mod handle;
 mod haproxy_watch;
 pub mod hub;
@@ -42,6 +45,7 @@ pub use handle::{ControllerHandle, Owner, ServerView, Target, Trigger};
 use crate::config::Config;
 use crate::docker::DockerClient;
 use crate::drain::MachineSettings;
+use crate::fleet_budget::FleetBudget;
 use crate::mapping::Mapping;
 use crate::metrics::Metrics;
 use crate::ownership::OwnershipStore;
@@ -58,6 +62,8 @@ pub struct Context {
     pub docker: DockerClient,
     pub store: Arc<OwnershipStore>,
     pub metrics: Arc<Metrics>,
+    /// `[fleet]`: slots on etcd before a drain; `None` without the table.
+    pub fleet_budget: Option<Arc<FleetBudget>>,
 }
 
 impl Context {
