@@ -12,7 +12,7 @@ use crate::api::{self, ApiState};
 use crate::config::{Config, ConfigError};
 use crate::controller::hub::Hub;
 use crate::controller::{Context, ControllerHandle, Fleet};
-use crate::docker::{DockerClient, DockerError};
+use crate::docker::{DockerClient, DockerError, LabelFilter, LabelFilters};
 use crate::haproxy::{AddrError, Client, HaproxyAddr};
 use crate::metrics::{Metrics, MetricsError, MetricsServer};
 use crate::ownership::{OwnershipError, OwnershipStore};
@@ -70,6 +70,11 @@ pub struct RunArgs {
     /// Refuse (503) a gated stop when HAProxy cannot be reached, instead of forwarding it undrained.
     #[arg(long, env = "HAPROXY_DRAIN_DOCKER_GATE_FAIL_CLOSED")]
     pub docker_gate_fail_closed: bool,
+    /// Handle only the containers that match (repeatable; each must match, as in
+    /// `docker ps --filter`): `label=KEY` or `label=KEY=VALUE`. Several sidecars can then share
+    /// one engine, each with its own HAProxy; the others' containers are left alone.
+    #[arg(long = "filter", env = "HAPROXY_DRAIN_FILTER", value_delimiter = ',', value_parser = parse_filter)]
+    pub filter: Vec<LabelFilter>,
     /// Log format.
     #[arg(
         long,
@@ -78,6 +83,10 @@ pub struct RunArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+}
+
+fn parse_filter(text: &str) -> Result<LabelFilter, String> {
+    LabelFilter::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -142,7 +151,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     for client in &clients {
         metrics.set_haproxy_connected(&client.addr().to_string(), false);
     }
-    let docker = DockerClient::connect()?;
+    let docker = DockerClient::connect()?.with_filters(LabelFilters(args.filter.clone()));
     let store = Arc::new(OwnershipStore::open(Some(args.state_file.clone()))?);
     // Our own trigger, so that the end of the hub (for any reason) also stops every other task.
     let (trigger, shutdown) = crate::shutdown::channel();
