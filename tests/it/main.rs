@@ -17,6 +17,7 @@ mod docker_events;
 mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
+mod fleet_budget;
 mod flood_control;
 mod flood_daemon;
 mod flood_events;

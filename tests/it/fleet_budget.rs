@@ -1,0 +1,338 @@
+//! The fleet budget on a real etcd: simulated hosts on one engine (each its own HAProxy, app
+//! containers and sidecar with its own `--filter`), a fleet budget of 1 for their backend.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haproxy_drain::haproxy::Client;
+
+use crate::support::docker::ensure_test_images;
+use crate::support::fleet::{in_rotation, Etcd, FleetHost, FleetSpec};
+use crate::support::load::Load;
+use crate::support::wait::wait_until;
+
+/// Samples every HAProxy of the fleet and etcd's slots every 20 ms; keeps the maxima.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    max_out: Arc<AtomicUsize>,
+    max_slots: Arc<AtomicUsize>,
+    samples: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(hosts: &[&FleetHost], etcd_url: &str, slots_prefix: &str) -> Self {
+        let clients: Vec<(Client, String)> = hosts
+            .iter()
+            .map(|h| (h.client(), h.backend.clone()))
+            .collect();
+        let (stop, max_out, max_slots, samples) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (url, prefix) = (etcd_url.to_string(), slots_prefix.to_string());
+        let task = {
+            let (stop, max_out, max_slots, samples) = (
+                stop.clone(),
+                max_out.clone(),
+                max_slots.clone(),
+                samples.clone(),
+            );
+            tokio::spawn(async move {
+                let mut etcd = etcd_client::Client::connect([url.as_str()], None)
+                    .await
+                    .ok();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut out = 0;
+                    for (client, backend) in &clients {
+                        if let Ok(states) = client.show_servers_state(Some(backend)).await {
+                            out += states.iter().filter(|s| !in_rotation(s)).count();
+                        }
+                    }
+                    max_out.fetch_max(out, Ordering::Relaxed);
+                    if let Some(etcd) = etcd.as_mut() {
+                        let options = etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_count_only();
+                        if let Ok(Ok(answer)) = tokio::time::timeout(
+                            Duration::from_millis(300),
+                            etcd.get(prefix.as_str(), Some(options)),
+                        )
+                        .await
+                        {
+                            max_slots.fetch_max(answer.count() as usize, Ordering::Relaxed);
+                        }
+                    }
+                    samples.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        Self {
+            stop,
+            max_out,
+            max_slots,
+            samples,
+            task,
+        }
+    }
+
+    /// (max servers out at one sample, max slots at one sample, samples)
+    async fn finish(self) -> (usize, usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        (
+            self.max_out.load(Ordering::Relaxed),
+            self.max_slots.load(Ordering::Relaxed),
+            self.samples.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn wait_slots(etcd: &Etcd, spec: &FleetSpec, what: &str, check: impl Fn(&[String]) -> bool) {
+    let prefix = spec.slots_prefix();
+    wait_until(Duration::from_secs(30), what, || {
+        let keys = etcd.keys(&prefix);
+        let check = &check;
+        async move { keys.await.is_some_and(|k| check(&k)) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_on_two_hosts_wait_for_each_other_and_a_full_budget_refuses_naming_the_holder() {
+    ensure_test_images();
+    let etcd = Etcd::start().await;
+    let spec = FleetSpec::new("");
+    let (a, b, c) = tokio::join!(
+        FleetHost::start("a", &spec, &etcd, 2),
+        FleetHost::start("b", &spec, &etcd, 2),
+        FleetHost::start("c", &spec, &etcd, 2),
+    );
+    // Every host published its server count: 6 servers, 1 out at once.
+    wait_until(
+        Duration::from_secs(15),
+        "status --fleet shows 6 servers",
+        || {
+            let output = c.cli(&["status", "--fleet"]);
+            async move { text(&output.await).contains("budget 1 of 6 server(s) = 1 out at once") }
+        },
+    )
+    .await;
+    let loads: Vec<Load> = [&a, &b, &c]
+        .iter()
+        .map(|h| Load::start(h.frontend, 4, "/?delay_ms=5"))
+        .collect();
+    let sampler = Sampler::start(&[&a, &b, &c], &etcd.url, &spec.slots_prefix());
+
+    // Host a takes its app1 out: the one slot is a's.
+    let drained = a.cli(&["drain", &a.container(1)]).await;
+    assert!(drained.status.success(), "{}", text(&drained));
+    wait_slots(&etcd, &spec, "a/app1 holds the slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/a/app1")
+    })
+    .await;
+
+    // Without --wait, b is refused, with the holder named.
+    let refused = b.cli(&["drain", &b.container(1)]).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("a/app1"), "{}", text(&refused));
+    let status = c.cli(&["status", "--fleet"]).await;
+    assert!(text(&status).contains("a  app1  api"), "{}", text(&status));
+    assert!(in_rotation(&b.wait_in_rotation(1).await));
+
+    // With --wait, b waits until a's server is back.
+    let waiting = {
+        let socket = b.daemon.control_socket();
+        let container = b.container(1);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+                .args(["drain", "--wait", "--timeout", "60s", &container])
+                .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
+                .output()
+                .expect("CLI runs");
+            (output, started.elapsed())
+        })
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "b's drain waits for a slot",
+        || async { b.metric("haproxy_drain_fleet_waits_total").await >= 1.0 },
+    )
+    .await;
+    assert_eq!(b.out_of_rotation().await, Some(0), "b must not drain yet");
+    let ready = a.cli(&["ready", "--wait", &a.container(1)]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+    let (output, waited) = waiting.await.expect("waiting drain");
+    assert!(output.status.success(), "{}", text(&output));
+    wait_slots(&etcd, &spec, "b/app1 holds the slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/b/app1")
+    })
+    .await;
+    let ready = b.cli(&["ready", "--wait", &b.container(1)]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+
+    // Two rolls at once on two hosts: one waits for the other, both finish.
+    let (roll_a, roll_c) = tokio::join!(
+        a.cli(&["roll", &a.container(2), "--timeout", "60s"]),
+        c.cli(&["roll", &c.container(2), "--timeout", "60s"]),
+    );
+    assert!(roll_a.status.success(), "{}", text(&roll_a));
+    assert!(roll_c.status.success(), "{}", text(&roll_c));
+    let roll_waits = a.metric("haproxy_drain_fleet_waits_total").await
+        + c.metric("haproxy_drain_fleet_waits_total").await;
+    assert!(roll_waits >= 1.0, "one of the rolls must have waited");
+    for host in [&a, &b, &c] {
+        for i in 1..=2 {
+            host.wait_in_rotation(i).await;
+        }
+    }
+    wait_slots(&etcd, &spec, "every slot released", |k| k.is_empty()).await;
+
+    let (max_out, max_slots, samples) = sampler.finish().await;
+    let mut failed = 0;
+    let mut ok = 0;
+    for load in loads {
+        let report = load.stop().await;
+        failed += report.failed;
+        ok += report.ok;
+        assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+    }
+    eprintln!(
+        "fleet budget: b waited {waited:?} for a's slot; {samples} samples, at most {max_out} server(s) out and {max_slots} slot(s) held; {ok} requests, {failed} failed"
+    );
+    assert!(samples > 50, "the sampler ran");
+    assert_eq!(
+        max_out, 1,
+        "never more than the budget out across the fleet"
+    );
+    assert_eq!(max_slots, 1, "never more than one slot held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_releases_its_slot_after_the_lease_ttl_and_handles_its_server_on_restart()
+{
+    ensure_test_images();
+    let etcd = Etcd::start().await;
+    let spec = FleetSpec::new("lease_ttl = \"3s\"");
+    let (mut a, b) = tokio::join!(
+        FleetHost::start("a", &spec, &etcd, 1),
+        FleetHost::start("b", &spec, &etcd, 1),
+    );
+    let drained = a.cli(&["drain", &a.container(1)]).await;
+    assert!(drained.status.success(), "{}", text(&drained));
+    wait_slots(&etcd, &spec, "a/app1 holds the slot", |k| {
+        k.iter().any(|k| k.ends_with("/slots/a/app1"))
+    })
+    .await;
+
+    a.daemon.kill_hard();
+    let killed_at = Instant::now();
+    let waited = b
+        .cli(&["drain", "--wait", "--timeout", "30s", &b.container(1)])
+        .await;
+    let after_kill = killed_at.elapsed();
+    assert!(waited.status.success(), "{}", text(&waited));
+    eprintln!("b got the slot {after_kill:?} after a's sidecar was killed (lease TTL 3 s)");
+    assert!(
+        after_kill < Duration::from_secs(12),
+        "the slot must go with the lease: {after_kill:?}"
+    );
+    wait_slots(&etcd, &spec, "only b/app1 holds a slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/b/app1")
+    })
+    .await;
+
+    // a's sidecar comes back: its server is still out, so it counts again (unconditionally).
+    a.daemon.restart().await;
+    wait_slots(
+        &etcd,
+        &spec,
+        "a/app1 counted again after the restart",
+        |k| k.iter().any(|k| k.ends_with("/slots/a/app1")),
+    )
+    .await;
+    let ready = a.cli(&["ready", "--wait", &a.container(1)]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+    let ready = b.cli(&["ready", "--wait", &b.container(1)]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+    a.wait_in_rotation(1).await;
+    b.wait_in_rotation(1).await;
+    wait_slots(&etcd, &spec, "every slot released", |k| k.is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_nothing_held() {
+    ensure_test_images();
+    let mut etcd = Etcd::start().await;
+    let spec = FleetSpec::new("");
+    let (a, b) = tokio::join!(
+        FleetHost::start("a", &spec, &etcd, 2),
+        FleetHost::start("b", &spec, &etcd, 1),
+    );
+    let load = Load::start(a.frontend, 4, "/?delay_ms=5");
+    let roll = {
+        let socket = a.daemon.control_socket();
+        let containers = [a.container(1), a.container(2)];
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+                .arg("roll")
+                .args(&containers)
+                .args(["--timeout", "60s"])
+                .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
+                .output()
+                .expect("CLI runs")
+        })
+    };
+    wait_slots(&etcd, &spec, "the roll holds a slot", |k| {
+        k.iter().any(|k| k.ends_with("/slots/a/app1"))
+    })
+    .await;
+    etcd.kill();
+    let output = roll.await.expect("roll");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        a.metric("haproxy_drain_fleet_fallbacks_total").await >= 1.0,
+        "the second drain fell back to the local budget"
+    );
+    assert_eq!(a.metric("haproxy_drain_fleet_etcd_reachable").await, 0.0);
+    a.wait_in_rotation(1).await;
+    a.wait_in_rotation(2).await;
+    let report = load.stop().await;
+    assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+
+    // etcd back: whatever the sidecar could not release meanwhile is released now.
+    etcd.start_again().await;
+    wait_slots(
+        &etcd,
+        &spec,
+        "every slot released after etcd's return",
+        |k| k.is_empty(),
+    )
+    .await;
+    wait_until(Duration::from_secs(15), "etcd reachable again", || async {
+        a.metric("haproxy_drain_fleet_etcd_reachable").await == 1.0
+    })
+    .await;
+    // And the budget works again.
+    let drained = b
+        .cli(&["drain", "--wait", "--timeout", "30s", &b.container(1)])
+        .await;
+    assert!(drained.status.success(), "{}", text(&drained));
+    wait_slots(&etcd, &spec, "b/app1 holds the slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/b/app1")
+    })
+    .await;
+}
