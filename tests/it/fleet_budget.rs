@@ -228,8 +228,8 @@ async fn a_killed_sidecar_releases_its_slot_after_the_lease_ttl_and_handles_its_
     let etcd = Etcd::start().await;
     let spec = FleetSpec::new("lease_ttl = \"3s\"");
     let (mut a, b) = tokio::join!(
-        FleetHost::start("a", &spec, &etcd, 1),
-        FleetHost::start("b", &spec, &etcd, 1),
+        FleetHost::start("a", &spec, &etcd, 2),
+        FleetHost::start("b", &spec, &etcd, 2),
     );
     let drained = a.cli(&["drain", &a.container(1)]).await;
     assert!(drained.status.success(), "{}", text(&drained));
@@ -280,7 +280,7 @@ async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_noth
     let spec = FleetSpec::new("");
     let (a, b) = tokio::join!(
         FleetHost::start("a", &spec, &etcd, 2),
-        FleetHost::start("b", &spec, &etcd, 1),
+        FleetHost::start("b", &spec, &etcd, 2),
     );
     let load = Load::start(a.frontend, 4, "/?delay_ms=5");
     let roll = {
