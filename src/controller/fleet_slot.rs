@@ -1,39 +1,19 @@
-//! The fleet budget in the controller: every server's state goes to the keeper (`track`),
-//! and a drain of a coordinated backend first takes a fleet slot in a task of its own
+//! The fleet budget in the controller's control requests: a drain of a coordinated backend
+//! first takes a fleet slot in a task of its own
 //! (`drain_after_slot`) — the hub never waits for etcd — then comes back to the hub as
 //! `ControlRequest::DrainHoldingSlot` for the local budget and the drain itself.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::handle::{ControlError, ControlRequest, DrainReport, DrainRequest};
 use super::routes::Routes;
-use super::snapshot::ServerSnapshot;
-use super::Context;
-use crate::drain::{PhaseName, Trigger};
-use crate::fleet_budget::{FleetBudget, LocalState, SlotWait};
+use crate::drain::Trigger;
+use crate::fleet_budget::{FleetBudget, SlotWait};
 use crate::haproxy::ServerId;
 
 type DrainReply = oneshot::Sender<Result<DrainReport, ControlError>>;
-
-/// Lets the keeper read the server's phase from its snapshot.
-pub fn track(ctx: &Context, server: &ServerId, snapshot: &Arc<Mutex<ServerSnapshot>>) {
-    let Some(budget) = &ctx.fleet_budget else {
-        return;
-    };
-    let snapshot = snapshot.clone();
-    budget.track(
-        server.clone(),
-        Box::new(move || match snapshot.lock().map(|s| s.phase) {
-            Ok(PhaseName::InRotation) => LocalState::InRotation,
-            Ok(PhaseName::Unknown) | Err(_) => LocalState::Unknown,
-            // Draining, held, gating, warming, or an operator's MAINT/DRAIN: out of rotation.
-            Ok(_) => LocalState::Out,
-        }),
-    );
-}
 
 /// How a drain waits for a slot: a roll, `drain --wait` and the gate wait; `drain` refuses;
 /// `--force` takes one regardless (the gate's own `force` only skips the local budget).

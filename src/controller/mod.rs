@@ -10,8 +10,8 @@
 //! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
-//! - `fleet_slot`: the fleet budget on etcd: a slot before a drain, every server's state to
-//!   the keeper.
+//! - `fleet_slot`: the fleet budget on etcd: a slot before a drain (off the hub);
+//!   `fleet_track`: every server's phase for the keeper.
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -20,6 +20,7 @@ mod control;
 mod executor;
 pub mod fleet;
 mod fleet_slot;
+mod fleet_track;
 pub mod handle;
 mod haproxy_watch;
 pub mod hub;
