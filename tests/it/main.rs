@@ -8,6 +8,7 @@ mod control_api;
 mod control_check;
 mod control_e2e;
 mod control_fake;
+mod daemon_filter;
 mod daemon_lifecycle;
 mod daemon_mapping;
 mod daemon_recovery;
