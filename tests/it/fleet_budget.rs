@@ -336,3 +336,69 @@ async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_noth
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_through_the_docker_gate_waits_for_a_fleet_slot() {
+    ensure_test_images();
+    let etcd = Etcd::start().await;
+    let spec = FleetSpec::new("");
+    let (a, b) = tokio::join!(
+        FleetHost::start("a", &spec, &etcd, 2),
+        FleetHost::start_with("b", &spec, &etcd, 2, |dir| {
+            vec![format!("--docker-gate={}", dir.join("gate.sock").display())]
+        }),
+    );
+    let drained = a.cli(&["drain", &a.container(1)]).await;
+    assert!(drained.status.success(), "{}", text(&drained));
+    wait_slots(&etcd, &spec, "a/app1 holds the slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/a/app1")
+    })
+    .await;
+
+    // `docker stop` through b's gate: the gate drains first, and the drain waits for a slot.
+    let gate = format!("unix://{}", b.dir().join("gate.sock").display());
+    let container = b.container(1);
+    let stop = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let output = std::process::Command::new("docker")
+            .args(["stop", "-t", "5", &container])
+            .env("DOCKER_HOST", gate)
+            .output()
+            .expect("docker runs");
+        (output, started.elapsed())
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the gate's drain waits for a slot",
+        || async { b.metric("haproxy_drain_fleet_waits_total").await >= 1.0 },
+    )
+    .await;
+    let running = crate::support::docker::docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Running}}",
+        &b.container(1),
+    ]);
+    assert_eq!(running.trim(), "true", "the stop must wait for the slot");
+    assert_eq!(b.out_of_rotation().await, Some(0));
+
+    let ready = a.cli(&["ready", "--wait", &a.container(1)]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+    let (output, waited) = stop.await.expect("docker stop");
+    assert!(output.status.success(), "{}", text(&output));
+    eprintln!("docker stop through the gate waited {waited:?} for the fleet slot");
+    assert!(
+        b.metric("haproxy_drain_gate_requests_total{kind=\"stop\",result=\"drained\"}")
+            .await
+            >= 1.0,
+        "the gate drained before it forwarded the stop"
+    );
+    // b's server is out (its container stopped): b holds the slot until it is back.
+    wait_slots(&etcd, &spec, "b/app1 holds the slot", |k| {
+        k.len() == 1 && k[0].ends_with("/slots/b/app1")
+    })
+    .await;
+    crate::support::docker::docker_ok(&["start", &b.container(1)]);
+    b.wait_in_rotation(1).await;
+    wait_slots(&etcd, &spec, "every slot released", |k| k.is_empty()).await;
+}

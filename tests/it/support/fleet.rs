@@ -158,6 +158,7 @@ pub struct FleetHost {
     pub name: String,
     pub frontend: SocketAddr,
     pub backend: String,
+    pub tag: String,
     config: tempfile::TempDir,
 }
 
@@ -165,6 +166,18 @@ impl FleetHost {
     /// `apps` testapp containers (servers app1…) labelled for this host only, a HAProxy with
     /// them, and a sidecar that filters on the label and shares `etcd` with the fleet.
     pub async fn start(name: &str, spec: &FleetSpec, etcd: &Etcd, apps: usize) -> Self {
+        Self::start_with(name, spec, etcd, apps, |_| Vec::new()).await
+    }
+
+    /// Like [`FleetHost::start`]; `extra` gives more daemon flags from the host's config dir
+    /// (e.g. a `--docker-gate` socket there).
+    pub async fn start_with(
+        name: &str,
+        spec: &FleetSpec,
+        etcd: &Etcd,
+        apps: usize,
+        extra: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Self {
         let tag = unique_name(name);
         let apps: Vec<TestContainer> = (1..=apps)
             .map(|i| {
@@ -211,14 +224,12 @@ impl FleetHost {
             ),
         )
         .expect("write the fleet config");
-        let daemon = Daemon::start(
-            &[haproxy.admin_url().to_string()],
-            &[
-                format!("--config={}", config_path.display()),
-                format!("--filter=label=hdt.fleet={tag}"),
-            ],
-        )
-        .await;
+        let mut flags = vec![
+            format!("--config={}", config_path.display()),
+            format!("--filter=label=hdt.fleet={tag}"),
+        ];
+        flags.extend(extra(config.path()));
+        let daemon = Daemon::start(&[haproxy.admin_url().to_string()], &flags).await;
         let host = Self {
             daemon,
             haproxy,
@@ -226,12 +237,18 @@ impl FleetHost {
             name: name.to_string(),
             frontend: SocketAddr::from(([127, 0, 0, 1], port)),
             backend: backend.clone(),
+            tag,
             config,
         };
         for i in 1..=host.apps.len() {
             host.wait_in_rotation(i).await;
         }
         host
+    }
+
+    /// The host's config dir (the gate socket lives there when `extra` put it there).
+    pub fn dir(&self) -> &std::path::Path {
+        self.config.path()
     }
 
     pub fn server(&self, i: usize) -> ServerId {
