@@ -1,98 +1,14 @@
 //! The fleet budget on a real etcd: simulated hosts on one engine (each its own HAProxy, app
 //! containers and sidecar with its own `--filter`), a fleet budget of 1 for their backend.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use haproxy_drain::haproxy::Client;
-
 use crate::support::docker::ensure_test_images;
-use crate::support::fleet::{in_rotation, Etcd, FleetHost, FleetSpec};
+use crate::support::fleet::{in_rotation, Etcd, FleetHost, FleetSampler, FleetSpec};
 use crate::support::load::Load;
 use crate::support::wait::wait_until;
 
-/// Samples every HAProxy of the fleet and etcd's slots every 20 ms; keeps the maxima.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    max_out: Arc<AtomicUsize>,
-    max_slots: Arc<AtomicUsize>,
-    samples: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    fn start(hosts: &[&FleetHost], etcd_url: &str, slots_prefix: &str) -> Self {
-        let clients: Vec<(Client, String)> = hosts
-            .iter()
-            .map(|h| (h.client(), h.backend.clone()))
-            .collect();
-        let (stop, max_out, max_slots, samples) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-        );
-        let (url, prefix) = (etcd_url.to_string(), slots_prefix.to_string());
-        let task = {
-            let (stop, max_out, max_slots, samples) = (
-                stop.clone(),
-                max_out.clone(),
-                max_slots.clone(),
-                samples.clone(),
-            );
-            tokio::spawn(async move {
-                let mut etcd = etcd_client::Client::connect([url.as_str()], None)
-                    .await
-                    .ok();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut out = 0;
-                    for (client, backend) in &clients {
-                        if let Ok(states) = client.show_servers_state(Some(backend)).await {
-                            out += states.iter().filter(|s| !in_rotation(s)).count();
-                        }
-                    }
-                    max_out.fetch_max(out, Ordering::Relaxed);
-                    if let Some(etcd) = etcd.as_mut() {
-                        let options = etcd_client::GetOptions::new()
-                            .with_prefix()
-                            .with_count_only();
-                        if let Ok(Ok(answer)) = tokio::time::timeout(
-                            Duration::from_millis(300),
-                            etcd.get(prefix.as_str(), Some(options)),
-                        )
-                        .await
-                        {
-                            max_slots.fetch_max(answer.count() as usize, Ordering::Relaxed);
-                        }
-                    }
-                    samples.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-        };
-        Self {
-            stop,
-            max_out,
-            max_slots,
-            samples,
-            task,
-        }
-    }
-
-    /// (max servers out at one sample, max slots at one sample, samples)
-    async fn finish(self) -> (usize, usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        (
-            self.max_out.load(Ordering::Relaxed),
-            self.max_slots.load(Ordering::Relaxed),
-            self.samples.load(Ordering::Relaxed),
-        )
-    }
-}
-
-fn text(output: &std::process::Output) -> String {
+pub(crate) fn text(output: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -100,7 +16,12 @@ fn text(output: &std::process::Output) -> String {
     )
 }
 
-async fn wait_slots(etcd: &Etcd, spec: &FleetSpec, what: &str, check: impl Fn(&[String]) -> bool) {
+pub(crate) async fn wait_slots(
+    etcd: &Etcd,
+    spec: &FleetSpec,
+    what: &str,
+    check: impl Fn(&[String]) -> bool,
+) {
     let prefix = spec.slots_prefix();
     wait_until(Duration::from_secs(30), what, || {
         let keys = etcd.keys(&prefix);
@@ -134,7 +55,7 @@ async fn drains_on_two_hosts_wait_for_each_other_and_a_full_budget_refuses_namin
         .iter()
         .map(|h| Load::start(h.frontend, 4, "/?delay_ms=5"))
         .collect();
-    let sampler = Sampler::start(&[&a, &b, &c], &etcd.url, &spec.slots_prefix());
+    let sampler = FleetSampler::start(&[&a, &b, &c], &etcd.url, &spec.slots_prefix());
 
     // Host a takes its app1 out: the one slot is a's.
     let drained = a.cli(&["drain", &a.container(1)]).await;

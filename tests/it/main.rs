@@ -18,6 +18,7 @@ mod docker_events;
 mod docker_fake_engine;
 mod docker_reconnect;
 mod docker_testapp;
+mod fleet_ansible;
 mod fleet_budget;
 mod flood_control;
 mod flood_daemon;

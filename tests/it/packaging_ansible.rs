@@ -18,7 +18,7 @@ const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:packaging-unhealthy";
 const HOSTS: [&str; 3] = ["host1", "host2", "host3"];
 
 /// `ansible-playbook` on PATH, else installed from PyPI (`ansible-core`, as `make deps` does).
-fn ansible_playbook() -> PathBuf {
+pub(crate) fn ansible_playbook() -> PathBuf {
     static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
     let mut found = FOUND.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = found.as_ref() {

@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use haproxy_drain::haproxy::{AdminState, Client, OpState, ServerId, ServerState};
@@ -325,4 +327,93 @@ pub fn in_rotation(state: &ServerState) -> bool {
     state.admin.as_admin_state() == AdminState::Ready
         && state.weight == WEIGHT
         && matches!(state.op_state, OpState::Running | OpState::Starting)
+}
+
+/// Samples every HAProxy of the fleet and etcd's slots every 20 ms; keeps the maxima.
+pub struct FleetSampler {
+    stop: Arc<AtomicBool>,
+    max_out: Arc<AtomicUsize>,
+    max_slots: Arc<AtomicUsize>,
+    samples: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FleetSampler {
+    pub fn start(hosts: &[&FleetHost], etcd_url: &str, slots_prefix: &str) -> Self {
+        let clients: Vec<(Client, String)> = hosts
+            .iter()
+            .map(|h| (h.client(), h.backend.clone()))
+            .collect();
+        let (stop, max_out, max_slots, samples) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (url, prefix) = (etcd_url.to_string(), slots_prefix.to_string());
+        let task = {
+            let (stop, max_out, max_slots, samples) = (
+                stop.clone(),
+                max_out.clone(),
+                max_slots.clone(),
+                samples.clone(),
+            );
+            tokio::spawn(async move {
+                let mut etcd = etcd_client::Client::connect([url.as_str()], None)
+                    .await
+                    .ok();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut out = 0;
+                    for (client, backend) in &clients {
+                        if let Ok(states) = client.show_servers_state(Some(backend)).await {
+                            out += states.iter().filter(|s| !in_rotation(s)).count();
+                        }
+                    }
+                    max_out.fetch_max(out, Ordering::Relaxed);
+                    if let Some(etcd) = etcd.as_mut() {
+                        let options = etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_count_only();
+                        if let Ok(Ok(answer)) = tokio::time::timeout(
+                            Duration::from_millis(300),
+                            etcd.get(prefix.as_str(), Some(options)),
+                        )
+                        .await
+                        {
+                            max_slots.fetch_max(answer.count() as usize, Ordering::Relaxed);
+                        }
+                    }
+                    samples.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        Self {
+            stop,
+            max_out,
+            max_slots,
+            samples,
+            task,
+        }
+    }
+
+    /// (max servers out at one sample, max slots at one sample, samples)
+    pub async fn finish(self) -> (usize, usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        (
+            self.max_out.load(Ordering::Relaxed),
+            self.max_slots.load(Ordering::Relaxed),
+            self.samples.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for FleetHost {
+    fn drop(&mut self) {
+        // A roll recreates containers under the same name with a new id: remove by name too.
+        for app in &self.apps {
+            let _ = super::docker::docker(&["rm", "-f", "-v", app.name()]);
+        }
+    }
 }
