@@ -20,6 +20,7 @@ mod docker_reconnect;
 mod docker_testapp;
 mod fleet_ansible;
 mod fleet_budget;
+mod fleet_etcd_down;
 mod flood_control;
 mod flood_daemon;
 mod flood_events;

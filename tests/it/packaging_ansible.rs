@@ -1,8 +1,9 @@
 //! ansible/rollout.yml for real: `ansible-playbook` against three simulated hosts on this
 //! machine (`ansible_connection=local`), each with its own HAProxy, app containers and
 //! haproxy-drain container, all under load. Each host's containers carry a backend of their own,
-//! because every sidecar sees every container on the one engine here (there is no per-sidecar
-//! container filter), and a backend its HAProxy lacks is skipped.
+//! because every sidecar here sees every container on the one engine (these sidecars run
+//! without `--filter`), and a backend its HAProxy lacks is skipped. `fleet_ansible.rs` runs the
+//! playbook over filtered sidecars that share one backend and a fleet budget.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
