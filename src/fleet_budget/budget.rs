@@ -257,7 +257,11 @@ impl FleetBudget {
             if let Ok(mut holds) = self.holds.lock() {
                 holds
                     .entry(server.clone())
-                    .and_modify(|h| h.releasing = false)
+                    // A release in flight may delete the key after this: write it again.
+                    .and_modify(|h| {
+                        h.releasing = false;
+                        h.written = false;
+                    })
                     .or_insert_with(|| {
                         Hold::reserved(reason, Instant::now(), holder.since_unix_ms)
                     });
