@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 
 /// How often a waiting drain reads the slots again.
 const WAIT_POLL: Duration = Duration::from_millis(200);
+/// After a lost race for a slot.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 
 /// Reads one server's state from the controller (its snapshot), without waiting.
 pub type LocalProbe = Box<dyn Fn() -> LocalState + Send + Sync>;
@@ -157,8 +159,12 @@ impl FleetBudget {
                     tracing::info!(server = %server, reason, waited_ms = started.elapsed().as_millis() as u64, "fleet budget: slot taken");
                     return Ok(Acquired::Slot);
                 }
-                // The slots changed between the read and the transaction: read again.
-                Ok(false) => continue,
+                // The slots changed between the read and the transaction: read again (a
+                // moment later, so that the other writer's change has landed).
+                Ok(false) => {
+                    tokio::time::sleep(CONFLICT_PAUSE).await;
+                    continue;
+                }
                 Err(error) => error,
             };
             let wait_left = match mode {
