@@ -217,4 +217,98 @@ mod tests {
             vec![SlotChange::Delete(id("gone"))]
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::haproxy::ServerId;
+
+        const GRACE: Duration = Duration::from_secs(10);
+
+        fn state() -> impl Strategy<Value = Option<LocalState>> {
+            prop_oneof![
+                Just(None),
+                Just(Some(LocalState::InRotation)),
+                Just(Some(LocalState::Out)),
+                Just(Some(LocalState::Unknown)),
+            ]
+        }
+
+        proptest! {
+            /// Random sequences of two servers' states, reservations, failed and successful
+            /// writes and time: a server out of rotation always holds a slot that is not being
+            /// released; a slot is released only when its server is in rotation, has no task,
+            /// or its reservation is old; a server seen out is released once it is back.
+            #[test]
+            fn a_server_out_of_rotation_always_holds_its_slot(
+                steps in proptest::collection::vec(
+                    (state(), state(), any::<bool>(), any::<bool>(), 0u64..15_000),
+                    1..60,
+                )
+            ) {
+                let ids = [ServerId::new("app", "a1"), ServerId::new("app", "a2")];
+                let start = Instant::now();
+                let (mut elapsed_ms, mut holds) = (0u64, Holds::new());
+                for (s1, s2, reserve, writes_succeed, advance) in steps {
+                    elapsed_ms += advance;
+                    let now = start + Duration::from_millis(elapsed_ms);
+                    if reserve && !holds.contains_key(&ids[0]) {
+                        holds.insert(ids[0].clone(), Hold::reserved("roll", now, elapsed_ms));
+                    }
+                    let local: BTreeMap<ServerId, LocalState> = [(&ids[0], s1), (&ids[1], s2)]
+                        .into_iter()
+                        .filter_map(|(id, s)| s.map(|s| (id.clone(), s)))
+                        .collect();
+                    let seen_out_before: BTreeMap<ServerId, bool> =
+                        holds.iter().map(|(id, h)| (id.clone(), h.seen_out)).collect();
+                    let releasing_before: BTreeMap<ServerId, bool> =
+                        holds.iter().map(|(id, h)| (id.clone(), h.releasing)).collect();
+                    let changes = step(&mut holds, &local, now, elapsed_ms, GRACE);
+                    for (id, state) in &local {
+                        if *state == LocalState::Out {
+                            let hold = holds.get(id);
+                            prop_assert!(hold.is_some_and(|h| !h.releasing), "{id} out without a slot");
+                            prop_assert!(!changes.contains(&SlotChange::Delete(id.clone())));
+                        }
+                        if *state == LocalState::InRotation
+                            && seen_out_before.get(id).copied().unwrap_or(false)
+                        {
+                            prop_assert!(changes.contains(&SlotChange::Delete(id.clone())));
+                        }
+                    }
+                    for change in &changes {
+                        if let SlotChange::Delete(id) = change {
+                            let state = local.get(id).copied();
+                            prop_assert_ne!(state, Some(LocalState::Out));
+                            let hold = &holds[id];
+                            let old = now.saturating_duration_since(hold.created_at) >= GRACE;
+                            // A release whose delete failed is retried whatever the state but out.
+                            let retried = releasing_before.get(id).copied().unwrap_or(false);
+                            prop_assert!(
+                                state.is_none() && old
+                                    || state == Some(LocalState::InRotation)
+                                    || retried,
+                                "{id} released while {state:?}"
+                            );
+                        }
+                    }
+                    // The keeper carries out the changes.
+                    for change in changes {
+                        match change {
+                            SlotChange::Put(id) if writes_succeed => {
+                                if let Some(hold) = holds.get_mut(&id) {
+                                    hold.written = true;
+                                }
+                            }
+                            SlotChange::Delete(id) if writes_succeed => {
+                                holds.remove(&id);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
