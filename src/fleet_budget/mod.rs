@@ -41,3 +41,27 @@ pub async fn start(
     tokio::spawn(keeper::run(budget.clone(), shutdown));
     Ok(budget)
 }
+
+/// For `haproxy-drain check`: etcd answers, and each budget's state in one line.
+pub async fn probe(config: &FleetConfig) -> Result<String, FleetError> {
+    let etcd = etcd::EtcdSlots::connect(config).await?;
+    let mut parts = Vec::new();
+    for (backend, budget) in &config.budgets {
+        let (view, _) = etcd.read_backend(backend).await?;
+        parts.push(format!(
+            "{backend}: budget {} of {} server(s), held by {}",
+            budget_text(*budget),
+            view.total_servers(),
+            view.holders_text()
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("no backend in [fleet.budgets]".to_string());
+    }
+    Ok(format!(
+        "etcd at {} as host {}: {}",
+        etcd.endpoints(),
+        config.host,
+        parts.join("; ")
+    ))
+}

@@ -9,6 +9,22 @@ use crate::support::fleet::{Etcd, FleetHost, FleetSpec};
 use crate::support::load::Load;
 use crate::support::wait::wait_until;
 
+/// `haproxy-drain check --config <the host's config>`: its output.
+async fn check(host: &FleetHost) -> String {
+    let config = host.dir().join("haproxy-drain.toml");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
+            .arg("check")
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("check runs")
+    })
+    .await
+    .expect("check task");
+    text(&output)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_nothing_held() {
     ensure_test_images();
@@ -37,6 +53,7 @@ async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_noth
     })
     .await;
     etcd.kill();
+    let check_down = check(&a).await;
     let output = roll.await.expect("roll");
     assert!(output.status.success(), "{}", text(&output));
     assert!(
@@ -62,6 +79,16 @@ async fn etcd_stopped_mid_rollout_falls_back_to_the_local_budget_and_leaves_noth
         a.metric("haproxy_drain_fleet_etcd_reachable").await == 1.0
     })
     .await;
+    // `check` says so too.
+    assert!(
+        check_down.contains("fleet    FAIL") && check_down.contains("etcd at"),
+        "{check_down}"
+    );
+    let check_up = check(&a).await;
+    assert!(
+        check_up.contains("fleet    ok") && check_up.contains("budget 1 of 4 server(s)"),
+        "{check_up}"
+    );
     // And the budget works again.
     let drained = b
         .cli(&["drain", "--wait", "--timeout", "30s", &b.container(1)])
