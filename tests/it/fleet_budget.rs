@@ -259,3 +259,48 @@ async fn a_stop_through_the_docker_gate_waits_for_a_fleet_slot() {
     b.wait_in_rotation(1).await;
     wait_slots(&etcd, &spec, "every slot released", |k| k.is_empty()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_percentage_budget_counts_the_servers_of_every_live_host() {
+    ensure_test_images();
+    let etcd = Etcd::start().await;
+    let mut spec = FleetSpec::new("");
+    spec.budget = "50%".to_string();
+    let (a, b) = tokio::join!(
+        FleetHost::start("a", &spec, &etcd, 2),
+        FleetHost::start("b", &spec, &etcd, 2),
+    );
+    // 50% of 4 servers: two may be out, one per host here (each host's local budget is 1).
+    wait_until(
+        Duration::from_secs(15),
+        "status --fleet shows 4 servers",
+        || {
+            let output = a.cli(&["status", "--fleet"]);
+            async move { text(&output.await).contains("budget 50% of 4 server(s) = 2 out at once") }
+        },
+    )
+    .await;
+    let first = a.cli(&["drain", &a.container(1)]).await;
+    assert!(first.status.success(), "{}", text(&first));
+    let second = b.cli(&["drain", &b.container(1)]).await;
+    assert!(second.status.success(), "{}", text(&second));
+    wait_slots(&etcd, &spec, "two slots held", |k| k.len() == 2).await;
+    // A third is over the fleet budget: its wait for a slot times out (the fleet is asked
+    // before the local budget, which would refuse it too).
+    let third = a
+        .cli(&["drain", "--wait", "--timeout", "1s", &a.container(2)])
+        .await;
+    assert!(!third.status.success(), "{}", text(&third));
+    assert!(
+        text(&third).contains("fleet budget slot"),
+        "{}",
+        text(&third)
+    );
+    assert!(a.metric("haproxy_drain_fleet_refusals_total").await >= 1.0);
+    a.wait_in_rotation(2).await;
+    for (host, i) in [(&a, 1), (&b, 1)] {
+        let ready = host.cli(&["ready", "--wait", &host.container(i)]).await;
+        assert!(ready.status.success(), "{}", text(&ready));
+    }
+    wait_slots(&etcd, &spec, "every slot released", |k| k.is_empty()).await;
+}

@@ -134,6 +134,8 @@ pub struct FleetSpec {
     pub network: TestNetwork,
     /// Added to each host's `[fleet]` table (e.g. `lease_ttl = "3s"`).
     pub fleet_extra: String,
+    /// The backend's fleet budget (`"1"` unless set).
+    pub budget: String,
 }
 
 impl FleetSpec {
@@ -144,6 +146,7 @@ impl FleetSpec {
             prefix: format!("/{tag}"),
             network: TestNetwork::create(),
             fleet_extra: fleet_extra.to_string(),
+            budget: "1".to_string(),
         }
     }
 
@@ -221,8 +224,8 @@ impl FleetHost {
             &config_path,
             format!(
                 "[fleet]\nendpoints = [\"{}\"]\nhost = \"{name}\"\nprefix = \"{}\"\n\
-                 request_timeout = \"500ms\"\n{}\n[fleet.budgets]\n{backend} = \"1\"\n",
-                etcd.url, spec.prefix, spec.fleet_extra
+                 request_timeout = \"500ms\"\n{}\n[fleet.budgets]\n{backend} = \"{}\"\n",
+                etcd.url, spec.prefix, spec.fleet_extra, spec.budget
             ),
         )
         .expect("write the fleet config");
