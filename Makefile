@@ -4,8 +4,9 @@ SHELL := /bin/bash
 
 # Debian packages the tests and the demo use (haproxy 2.6, wrk for load, promtool/prometheus
 # for the metrics tests, socat and curl for poking sockets by hand, docker-compose for
-# docker/compose.yaml, systemd for systemd-analyze verify of the unit files).
-PACKAGES := haproxy wrk prometheus socat curl docker-compose systemd fonts-dejavu-core
+# docker/compose.yaml, systemd for systemd-analyze verify of the unit files, etcd-server for the
+# fleet budget tests, protobuf-compiler: `protoc`, which the etcd-client crate needs at build time).
+PACKAGES := haproxy wrk prometheus socat curl docker-compose systemd fonts-dejavu-core etcd-server protobuf-compiler
 # ansible-playbook for the fleet rollout test (ansible/), from PyPI.
 ANSIBLE_CORE := ansible-core>=2.16,<2.20
 CARGO ?= cargo

@@ -49,6 +49,7 @@ async fn run() {
         docker: DockerClient::connect().expect("docker client"),
         store: std::sync::Arc::new(OwnershipStore::open(None).expect("in-memory ownership")),
         metrics,
+        fleet_budget: None,
     });
     let (tx, _controller_rx) = tokio::sync::mpsc::channel(1);
     let (_trigger, shutdown) = haproxy_drain::shutdown::channel();

@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::controller::hub::Hub;
 use crate::controller::pull::AgentLink;
 use crate::controller::{Context, ControllerHandle, Fleet};
-use crate::docker::{DockerClient, DockerError};
+use crate::docker::{DockerClient, DockerError, LabelFilter, LabelFilters};
 use crate::haproxy::level::reported_level;
 use crate::haproxy::{AddrError, Client, HaproxyAddr};
 use crate::metrics::{Metrics, MetricsError, MetricsServer};
@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// the commands are still sent and the agent answers the same.
     #[arg(long, env = "HAPROXY_DRAIN_AGENT_LISTEN")]
     pub agent_listen: Option<SocketAddr>,
+    /// Handle only the containers that match (repeatable; each must match, as in
+    /// `docker ps --filter`): `label=KEY` or `label=KEY=VALUE`. Several sidecars can then share
+    /// one engine, each with its own HAProxy; the others' containers are left alone.
+    #[arg(long = "filter", env = "HAPROXY_DRAIN_FILTER", value_delimiter = ',', value_parser = parse_filter)]
+    pub filter: Vec<LabelFilter>,
     /// Log format.
     #[arg(
         long,
@@ -93,6 +98,10 @@ pub struct RunArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+}
+
+fn parse_filter(text: &str) -> Result<LabelFilter, String> {
+    LabelFilter::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -129,6 +138,8 @@ pub enum DaemonError {
     Agent(#[from] AgentError),
     #[error("--haproxy none leaves nothing to drive: give a runtime API socket, or --agent-listen for pull mode")]
     NoHaproxy,
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet_budget::FleetError),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -165,7 +176,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     for client in &clients {
         metrics.set_haproxy_connected(&client.addr().to_string(), false);
     }
-    let docker = DockerClient::connect()?;
+    let docker = DockerClient::connect()?.with_filters(LabelFilters(args.filter.clone()));
     let store = Arc::new(OwnershipStore::open(Some(args.state_file.clone()))?);
     // Our own trigger, so that the end of the hub (for any reason) also stops every other task.
     let (trigger, shutdown) = crate::shutdown::channel();
@@ -187,12 +198,19 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
         }
         None => None,
     };
+    let fleet_budget = match config.fleet.clone() {
+        Some(fleet) => {
+            Some(crate::fleet_budget::start(fleet, metrics.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
     let ctx = Arc::new(Context {
         config,
         fleet,
         docker: docker.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
+        fleet_budget,
     });
     let (control_tx, control_rx) = mpsc::channel(256);
     let handle = ControllerHandle::new(control_tx);

@@ -16,6 +16,8 @@
 //! - [`controller`]: one task per mapped server running the machine and executing its actions on
 //!   every HAProxy; the hub that routes events and requests; reconciliation from ground truth.
 //!   [`controller::ControllerHandle`] is its public face.
+//! - [`fleet_budget`]: the fleet-wide availability budget on etcd (`[fleet]`): slots under
+//!   each host's lease, taken before a drain, released on restore.
 //! - [`ownership`]: the state file recording what haproxy-drain took out and must restore.
 //! - [`roll`]: drain → stop → recreate/restart → start → wait healthy, container after container.
 //! - [`gate`]: the Docker API gate — a Unix socket speaking the Engine API that forwards to the
@@ -35,6 +37,7 @@ pub mod daemon;
 pub mod docker;
 pub mod drain;
 pub mod duration;
+pub mod fleet_budget;
 pub mod gate;
 pub mod haproxy;
 pub mod mapping;

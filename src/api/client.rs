@@ -85,6 +85,11 @@ impl ControlClient {
         self.call(Method::GET, "/v1/servers", None::<&()>).await
     }
 
+    /// `GET /v1/fleet`: the fleet budget and who holds it.
+    pub async fn fleet(&self) -> Result<crate::fleet_budget::FleetStatus, ClientError> {
+        self.call(Method::GET, "/v1/fleet", None::<&()>).await
+    }
+
     pub async fn drain(&self, body: &DrainBody) -> Result<DrainReport, ClientError> {
         self.call(Method::POST, "/v1/drain", Some(body)).await
     }

@@ -15,6 +15,7 @@ use crate::controller::handle::{
     ControlError, DrainReport, DrainRequest, ReadyReport, ReadyRequest, ServerView,
 };
 use crate::controller::{ControllerHandle, Target, Trigger};
+use crate::fleet_budget::FleetStatus;
 use crate::roll::{RollError, RollManager, RollProgress, RollSpec, DEFAULT_STEP_TIMEOUT};
 
 /// What every handler can reach.
@@ -29,6 +30,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/servers", get(servers))
+        .route("/v1/fleet", get(fleet))
         .route("/v1/drain", post(drain))
         .route("/v1/ready", post(ready))
         .route("/v1/rolls", post(start_roll))
@@ -66,7 +68,9 @@ impl IntoResponse for HttpError {
 pub fn status_of(error: &ControlError) -> StatusCode {
     match error {
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-        ControlError::Budget { .. } | ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Budget { .. } | ControlError::Conflict(_) | ControlError::FleetBudget(_) => {
+            StatusCode::CONFLICT
+        }
         ControlError::DrainTimeout { .. } | ControlError::ReadyTimeout { .. } => {
             StatusCode::GATEWAY_TIMEOUT
         }
@@ -121,6 +125,17 @@ fn target_of(text: &str) -> Result<Target, HttpError> {
 
 async fn servers(State(state): State<ApiState>) -> Result<Json<Vec<ServerView>>, HttpError> {
     Ok(Json(state.controller.status().await?))
+}
+
+/// The fleet budget (`[fleet]`): 404 without it.
+async fn fleet(State(state): State<ApiState>) -> Result<Json<FleetStatus>, HttpError> {
+    match state.controller.fleet_status().await? {
+        Some(status) => Ok(Json(status)),
+        None => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "this haproxy-drain has no [fleet] table in its configuration",
+        )),
+    }
 }
 
 async fn drain(

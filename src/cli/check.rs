@@ -87,6 +87,13 @@ pub async fn check(args: CheckArgs) -> Result<(), CliError> {
         },
     };
 
+    if let Some(fleet) = &config.fleet {
+        match crate::fleet_budget::probe(fleet).await {
+            Ok(line) => report(true, "fleet", line),
+            Err(error) => report(false, "fleet", error.to_string()),
+        }
+    }
+
     let mut inventories = Vec::new();
     let mut levels = Vec::new();
     let pull = args.agent_listen.is_some();

@@ -27,6 +27,9 @@ pub struct StatusArgs {
     /// Print a JSON array instead of a table.
     #[arg(long, env = "HAPROXY_DRAIN_JSON")]
     pub json: bool,
+    /// The fleet budget on etcd instead (`[fleet]`): each backend's budget and who holds it.
+    #[arg(long)]
+    pub fleet: bool,
     /// Give up on HAProxy after this long.
     #[arg(long, env = "HAPROXY_DRAIN_TIMEOUT", default_value = "2s", value_parser = duration::parse)]
     pub timeout: Duration,
@@ -57,6 +60,17 @@ pub struct StatusLine {
 }
 
 pub async fn status(args: StatusArgs) -> Result<(), CliError> {
+    if args.fleet {
+        let fleet = args.control.client().fleet().await?;
+        match args.json {
+            true => println!(
+                "{}",
+                serde_json::to_string_pretty(&fleet).unwrap_or_default()
+            ),
+            false => print!("{}", fleet.render()),
+        }
+        return Ok(());
+    }
     match args.control.client().servers().await {
         Ok(views) => {
             let output = match args.json {

@@ -11,9 +11,11 @@ use serde::Deserialize;
 
 use crate::duration;
 
+mod fleet;
 mod settings;
 mod template;
 
+pub use fleet::{FleetConfig, Unreachable};
 pub use settings::{Budget, DrainMode, ServerSettings, UnhealthyAction};
 pub use template::ServerTemplate;
 
@@ -37,6 +39,8 @@ pub struct Config {
     pub backend_budgets: BTreeMap<String, Budget>,
     pub reconcile_interval: Duration,
     pub poll_interval: Duration,
+    /// `[fleet]`: the fleet-wide budget on etcd; `None` leaves every drain local.
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             backend_budgets: BTreeMap::new(),
             reconcile_interval: Duration::from_secs(10),
             poll_interval: Duration::from_millis(100),
+            fleet: None,
         }
     }
 }
@@ -132,6 +137,7 @@ struct RawConfig {
     backend_budgets: BTreeMap<String, String>,
     reconcile_interval: Option<String>,
     poll_interval: Option<String>,
+    fleet: Option<fleet::RawFleet>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -257,6 +263,11 @@ impl RawConfig {
                 base.reconcile_interval,
             )?,
             poll_interval: interval(&self.poll_interval, "poll_interval", base.poll_interval)?,
+            fleet: self
+                .fleet
+                .map(|raw| raw.validate())
+                .transpose()
+                .map_err(|(field, message)| ConfigError::invalid(field, message))?,
         })
     }
 }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
+use super::fleet_slot;
 use super::handle::{
     ControlError, ControlRequest, DrainReport, DrainRequest, ReadyReport, ReadyRequest, Target,
 };
@@ -20,7 +21,13 @@ use crate::drain::budget::{self, BudgetCount, BudgetVerdict};
 use crate::drain::{DrainResult, Input};
 use crate::haproxy::{AdminState, Command, OpState, Reply, ServerId, ServerState};
 
-pub async fn on_control(routes: &mut Routes, reconciler: &Reconciler, request: ControlRequest) {
+/// `requeue` brings a drain back to the hub once its fleet slot is held (`fleet_slot`).
+pub async fn on_control(
+    routes: &mut Routes,
+    reconciler: &Reconciler,
+    requeue: &mpsc::Sender<ControlRequest>,
+    request: ControlRequest,
+) {
     match request {
         ControlRequest::Status { reply } => {
             let views = status_views(routes);
@@ -29,6 +36,11 @@ pub async fn on_control(routes: &mut Routes, reconciler: &Reconciler, request: C
             });
         }
         ControlRequest::Drain { request, reply } => {
+            let Some((request, reply)) =
+                fleet_slot::drain_after_slot(routes, requeue, request, reply).await
+            else {
+                return;
+            };
             let result = start_drain(routes, reconciler, request).await;
             match result {
                 Ok(wait) => {
@@ -88,6 +100,33 @@ pub async fn on_control(routes: &mut Routes, reconciler: &Reconciler, request: C
         }
         ControlRequest::Adopt { container, reply } => {
             let _ = reply.send(routes.adopt(&container).await);
+        }
+        ControlRequest::DrainHoldingSlot { request, reply } => {
+            let target = request.target.clone();
+            match start_drain(routes, reconciler, request).await {
+                Ok(wait) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(wait.await);
+                    });
+                }
+                Err(error) => {
+                    let budget = routes.ctx.fleet_budget.clone();
+                    if let (Some(budget), Ok(server)) = (budget, routes.resolve(&target).await) {
+                        budget.cancel(&server);
+                    }
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        ControlRequest::FleetStatus { reply } => {
+            let budget = routes.ctx.fleet_budget.clone();
+            tokio::spawn(async move {
+                let status = match budget {
+                    Some(budget) => Some(budget.status().await),
+                    None => None,
+                };
+                let _ = reply.send(status);
+            });
         }
     }
 }

@@ -144,6 +144,10 @@ pub enum ControlError {
     /// 409
     #[error("{0}")]
     Conflict(String),
+    /// 409: the fleet budget (etcd) is full, a wait for a slot timed out, or etcd cannot be
+    /// asked with `on_unreachable = "closed"`.
+    #[error("{0}")]
+    FleetBudget(String),
     /// 502
     #[error("HAProxy refused or failed: {0}")]
     Haproxy(String),
@@ -185,6 +189,15 @@ pub enum ControlRequest {
         container: String,
         reply: oneshot::Sender<Result<ServerId, ControlError>>,
     },
+    /// A drain whose fleet slot is held (see `fleet_slot`): the local budget and the drain.
+    DrainHoldingSlot {
+        request: DrainRequest,
+        reply: oneshot::Sender<Result<DrainReport, ControlError>>,
+    },
+    /// `status --fleet`: `None` without `[fleet]`.
+    FleetStatus {
+        reply: oneshot::Sender<Option<crate::fleet_budget::FleetStatus>>,
+    },
 }
 
 /// A cloneable handle to the running controller.
@@ -212,6 +225,14 @@ impl ControllerHandle {
 
     pub async fn status(&self) -> Result<Vec<ServerView>, ControlError> {
         self.ask(|reply| ControlRequest::Status { reply }).await
+    }
+
+    /// The fleet budget's state in etcd; `None` without `[fleet]`.
+    pub async fn fleet_status(
+        &self,
+    ) -> Result<Option<crate::fleet_budget::FleetStatus>, ControlError> {
+        self.ask(|reply| ControlRequest::FleetStatus { reply })
+            .await
     }
 
     pub async fn drain(&self, request: DrainRequest) -> Result<DrainReport, ControlError> {

@@ -57,6 +57,8 @@ impl Hub {
         reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut haproxy_news = haproxy_watch::spawn_watchers(&self.ctx, &self.shutdown);
         let (truth_tx, mut truths) = mpsc::channel(1);
+        // Drains whose fleet slot was taken off the hub come back here.
+        let (requeue, mut requeued) = mpsc::channel(64);
         loop {
             tokio::select! {
                 item = watch.recv() => match item {
@@ -64,7 +66,10 @@ impl Hub {
                     None => break,
                 },
                 Some(request) = control.recv() => {
-                    control::on_control(&mut self.routes, &self.reconciler, request).await
+                    control::on_control(&mut self.routes, &self.reconciler, &requeue, request).await
+                }
+                Some(request) = requeued.recv() => {
+                    control::on_control(&mut self.routes, &self.reconciler, &requeue, request).await
                 }
                 Some(truth) = truths.recv() => {
                     self.reads.in_flight = None;

@@ -11,6 +11,8 @@
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
 //! - [`pull`]: pull mode — decisions become agent answers, other changes are refused.
+//! - `fleet_slot`: the fleet budget on etcd: a slot before a drain (off the hub);
+//!   `fleet_track`: every server's phase for the keeper.
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -18,6 +20,8 @@ mod container_ref;
 mod control;
 mod executor;
 pub mod fleet;
+mod fleet_slot;
+mod fleet_track;
 pub mod handle;
 mod haproxy_watch;
 pub mod hub;
@@ -44,6 +48,7 @@ pub use handle::{ControllerHandle, Owner, ServerView, Target, Trigger};
 use crate::config::Config;
 use crate::docker::DockerClient;
 use crate::drain::MachineSettings;
+use crate::fleet_budget::FleetBudget;
 use crate::mapping::Mapping;
 use crate::metrics::Metrics;
 use crate::ownership::OwnershipStore;
@@ -60,6 +65,8 @@ pub struct Context {
     pub docker: DockerClient,
     pub store: Arc<OwnershipStore>,
     pub metrics: Arc<Metrics>,
+    /// `[fleet]`: slots on etcd before a drain; `None` without the table.
+    pub fleet_budget: Option<Arc<FleetBudget>>,
 }
 
 impl Context {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::fleet_track;
 use super::handle::{ControlError, Target};
 use super::server_msg::ServerMsg;
 use super::server_task::ServerTask;
@@ -111,6 +112,7 @@ impl Routes {
             return;
         }
         let snapshot = Arc::new(Mutex::new(ServerSnapshot::default()));
+        fleet_track::track(&self.ctx, server, &snapshot);
         let owned = self.ctx.store.get(server).await;
         let dynamic = self.ctx.store.is_dynamic(server).await;
         let tx = ServerTask::spawn(

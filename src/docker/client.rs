@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::convert::{container_from_inspect, container_from_summary};
 use super::error::DockerError;
+use super::filter::LabelFilters;
 use super::types::ContainerInfo;
 use super::watch_log::WatchCounters;
 
@@ -37,6 +38,8 @@ pub struct DockerClient {
     /// neither can change during a container's life, so each container is inspected once.
     stop_settings: Arc<Mutex<HashMap<String, StopSettings>>>,
     pub(crate) counters: Arc<WatchCounters>,
+    /// `run --filter`: only these containers exist for this client.
+    pub(crate) filters: Arc<LabelFilters>,
 }
 
 impl std::fmt::Debug for DockerClient {
@@ -94,7 +97,14 @@ impl DockerClient {
             endpoint: Arc::from(url),
             stop_settings: Arc::default(),
             counters: Arc::default(),
+            filters: Arc::default(),
         })
+    }
+
+    /// Only containers matching every filter are listed, watched and inspected.
+    pub fn with_filters(mut self, filters: LabelFilters) -> Self {
+        self.filters = Arc::new(filters);
+        self
     }
 
     /// The endpoint this client talks to, for log lines.
@@ -125,8 +135,11 @@ impl DockerClient {
     /// lacks `Config.StopSignal`; it is cached by ID). Health comes from the list's `Status` text.
     /// A container removed between list and inspect is left out.
     pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerInfo>, DockerError> {
+        let mut filters = HashMap::new();
+        self.filters.add_to(&mut filters);
         let options = ListContainersOptions {
             all,
+            filters: (!filters.is_empty()).then_some(filters),
             ..Default::default()
         };
         let summaries = self
@@ -190,7 +203,8 @@ impl DockerClient {
                 };
             }
         };
-        let info = container_from_inspect(&response);
+        // Another sidecar's container (`--filter`) is not found here.
+        let info = container_from_inspect(&response).filter(|i| self.filters.matches(&i.labels));
         if let Some(info) = &info {
             self.remember_stop_settings(&info.id, info.stop_signal, info.stop_timeout);
         }

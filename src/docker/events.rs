@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::client::DockerClient;
 use super::event_convert::{container_event, since_param};
+use super::filter::LabelFilters;
 use super::types::{ContainerEvent, WatchItem};
 use super::watch_log::{
     EngineUnreachable, EventIgnored, EventReceived, ReplayedDuplicate, StreamBroken,
@@ -106,8 +107,8 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-fn events_options(since_nano: i64) -> EventsOptions {
-    let filters = HashMap::from([
+fn events_options(since_nano: i64, labels: &LabelFilters) -> EventsOptions {
+    let mut filters = HashMap::from([
         ("type".to_string(), vec!["container".to_string()]),
         (
             "event".to_string(),
@@ -117,6 +118,7 @@ fn events_options(since_nano: i64) -> EventsOptions {
                 .collect(),
         ),
     ]);
+    labels.add_to(&mut filters);
     EventsOptions {
         since: Some(since_param(since_nano)),
         until: None,
@@ -192,7 +194,9 @@ async fn run_watcher(client: DockerClient, tx: mpsc::Sender<WatchItem>, mut shut
         let first_subscription = cursor.last_time_nano.is_none();
         let since = *cursor.last_time_nano.get_or_insert_with(now_nanos);
         let replayed_since = (!first_subscription).then_some(since);
-        let stream = client.docker.events(Some(events_options(since)));
+        let stream = client
+            .docker
+            .events(Some(events_options(since, &client.filters)));
         cursor.replaying = !first_subscription;
         StreamConnected {
             endpoint: &endpoint,
@@ -344,7 +348,7 @@ mod tests {
 
     #[test]
     fn the_filter_asks_for_containers_since_the_cursor() {
-        let options = events_options(1_795_675_465_042_273_331);
+        let options = events_options(1_795_675_465_042_273_331, &LabelFilters::default());
         assert_eq!(options.since.as_deref(), Some("1795675465.042273331"));
         let filters = options.filters.unwrap_or_default();
         assert_eq!(filters.get("type"), Some(&vec!["container".to_string()]));

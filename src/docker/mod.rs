@@ -12,6 +12,7 @@
 //!   and the recovery of a surge an earlier run was killed in; [`duplicable`] — the pure rule of
 //!   what cannot run twice at once; [`healthcheck_exec`] — the container's own health check run
 //!   on demand.
+//! - [`filter`] — `run --filter label=…`: which containers this sidecar handles.
 //! - [`backoff`] — the reconnect delay policy.
 //! - [`watch_log`] — the watcher's log lines and counters ([`WatchStats`]).
 //! - [`error`] — the typed [`DockerError`].
@@ -23,6 +24,7 @@ pub mod duplicable;
 pub mod error;
 pub mod event_convert;
 pub mod events;
+pub mod filter;
 pub mod healthcheck_exec;
 pub mod permissions;
 pub mod plan;
@@ -36,6 +38,7 @@ pub mod watch_log;
 pub use client::{DockerClient, DEFAULT_DOCKER_HOST};
 pub use error::DockerError;
 pub use events::WATCHED_ACTIONS;
+pub use filter::{FilterError, LabelFilter, LabelFilters};
 pub use signal::{parse_signal, parse_stop_signal, DEFAULT_STOP_SIGNAL};
 pub use types::*;
 pub use watch_log::WatchStats;

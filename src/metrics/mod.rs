@@ -10,6 +10,7 @@
 //! `promtool check metrics` and older scrapers only parse the classic one.
 
 mod buckets;
+mod fleet;
 mod labels;
 mod record;
 mod server;
@@ -25,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+pub use fleet::FleetMetrics;
 pub use labels::{OPEN_VOCABULARY_LIMIT, OTHER, SERVER_STATES};
 pub use server::{router, serve, MetricsServer, CONTENT_TYPE};
 
@@ -113,6 +115,8 @@ pub struct Metrics {
     roll_steps: Family<ResultLabels, Counter>,
     rolls: Family<ResultLabels, Counter>,
     gate_requests: Family<KindResultLabels, Counter>,
+    /// The fleet budget on etcd (`[fleet]`).
+    pub fleet: FleetMetrics,
     vocabularies: Vocabularies,
     /// HAProxy URL → connected; kept apart from the gauge so `/readyz` can list every URL even
     /// when the gauge's label folded some into `other`.
@@ -167,6 +171,7 @@ impl Metrics {
             roll_steps: Family::default(),
             rolls: Family::default(),
             gate_requests: Family::default(),
+            fleet: FleetMetrics::default(),
             vocabularies: Vocabularies::default(),
             haproxies: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
@@ -349,6 +354,7 @@ impl Metrics {
             "Docker API requests through the gate, by kind (stop, restart, kill, remove, other) and result",
             self.gate_requests.clone(),
         );
+        self.fleet.register(r);
     }
 
     /// The current values in the classic Prometheus text format.

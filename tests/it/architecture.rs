@@ -30,6 +30,18 @@ const LAYERS: &[(&[&str], &[&str])] = &[
         &["controller", "api", "cli", "roll", "drain", "daemon"],
     ),
     (
+        &["fleet_budget"],
+        &[
+            "controller",
+            "api",
+            "cli",
+            "roll",
+            "daemon",
+            "docker",
+            "gate",
+        ],
+    ),
+    (
         &["duration", "shutdown"],
         &[
             "controller",

@@ -108,6 +108,12 @@ pub fn fake_controller() -> ControllerHandle {
                 ControlRequest::SurgeRemove { reply, .. } => {
                     let _ = reply.send(Err(ControlError::Unavailable));
                 }
+                ControlRequest::DrainHoldingSlot { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable));
+                }
+                ControlRequest::FleetStatus { reply } => {
+                    let _ = reply.send(None);
+                }
                 ControlRequest::Adopt { reply, .. } => {
                     let _ = reply.send(Err(ControlError::Unavailable));
                 }

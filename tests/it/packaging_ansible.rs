@@ -1,8 +1,9 @@
 //! ansible/rollout.yml for real: `ansible-playbook` against three simulated hosts on this
 //! machine (`ansible_connection=local`), each with its own HAProxy, app containers and
 //! haproxy-drain container, all under load. Each host's containers carry a backend of their own,
-//! because every sidecar sees every container on the one engine here (there is no per-sidecar
-//! container filter), and a backend its HAProxy lacks is skipped.
+//! because every sidecar here sees every container on the one engine (these sidecars run
+//! without `--filter`), and a backend its HAProxy lacks is skipped. `fleet_ansible.rs` runs the
+//! playbook over filtered sidecars that share one backend and a fleet budget.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,7 +19,7 @@ const IMAGE_UNHEALTHY: &str = "haproxy-drain-testapp:packaging-unhealthy";
 const HOSTS: [&str; 3] = ["host1", "host2", "host3"];
 
 /// `ansible-playbook` on PATH, else installed from PyPI (`ansible-core`, as `make deps` does).
-fn ansible_playbook() -> PathBuf {
+pub(crate) fn ansible_playbook() -> PathBuf {
     static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
     let mut found = FOUND.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = found.as_ref() {

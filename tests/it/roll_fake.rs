@@ -262,6 +262,13 @@ fn fake_controller(
                     log.lock().unwrap().push(format!("adopt {container}"));
                     let _ = reply.send(Ok(ServerId::new("be", container)));
                 }
+                // The hub's own requeue and the fleet status: not used by a roll.
+                ControlRequest::DrainHoldingSlot { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable));
+                }
+                ControlRequest::FleetStatus { reply } => {
+                    let _ = reply.send(None);
+                }
             }
         }
     });

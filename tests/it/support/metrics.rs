@@ -91,6 +91,12 @@ pub fn exercise_every_method(metrics: &Metrics) {
     metrics.config_error("label");
     metrics.roll_step("ok");
     metrics.roll_finished("ok");
+    metrics.fleet.declare_backend("be_app");
+    metrics.fleet.set_slots_held("be_app", 1);
+    metrics.fleet.waited("be_app");
+    metrics.fleet.refused("be_app");
+    metrics.fleet.fell_back("be_app");
+    metrics.fleet.set_etcd_reachable(true);
 }
 
 /// Sample names (`foo_total`, `bar_bucket`, …) present in an exposition.

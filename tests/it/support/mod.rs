@@ -5,6 +5,7 @@ pub mod campaign;
 pub mod capacity;
 pub mod daemon;
 pub mod docker;
+pub mod fleet;
 pub mod haproxy;
 pub mod load;
 pub mod metrics;
