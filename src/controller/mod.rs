@@ -10,6 +10,7 @@
 //! - [`fleet`]: every HAProxy; one action goes to each that is up (`reachability`).
 //! - `haproxy_watch`: one task per HAProxy noticing reloads and returns.
 //! - [`probe`]: the health gate.
+//! - `restore_watch`: a restored server compared with its peers for a while (`drain::watch`).
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -25,6 +26,7 @@ pub mod probe;
 mod reachability;
 pub mod reconcile;
 mod report;
+mod restore_watch;
 mod routes;
 mod server_msg;
 pub mod server_task;
@@ -69,6 +71,8 @@ impl Context {
             health_timeout: mapping.settings.health_timeout,
             poll_interval: self.config.poll_interval,
             probe_interval: PROBE_INTERVAL,
+            ramp: mapping.settings.ramp,
+            watch: mapping.settings.watch,
         }
     }
 }

@@ -7,14 +7,17 @@
 //! Beside the machine, the other pure decisions the controller applies: [`docker_input`] (which
 //! Docker event means which input), [`budget`] (may one more server go out) and
 //! [`server_options`] (how a weight or a dynamic server is said to HAProxy), [`poll_schedule`]
-//! (when a drain polls its sessions next).
+//! (when a drain polls its sessions next), [`ramp`] (the weight steps of a slow start) and
+//! [`watch`] (is a server that just came back clearly worse than its peers).
 
+mod after_restore;
 pub mod budget;
 pub mod docker_input;
 mod machine;
 mod owner;
 mod phase_name;
 pub mod poll_schedule;
+pub mod ramp;
 pub mod server_options;
 mod stop_request;
 mod sync;
@@ -22,6 +25,7 @@ mod sync;
 mod tests;
 mod transitions;
 mod trigger;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -62,6 +66,10 @@ pub struct Ownership {
     /// The container's run was asked to end: no restore until a run that started later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRequest>,
+    /// Back in rotation, its weight ramping up to `prior_weight`: kept so that a restart in the
+    /// middle of a ramp sets `prior_weight` at once rather than leaving a step behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ramping: bool,
 }
 
 impl Ownership {
@@ -76,6 +84,7 @@ impl Ownership {
             trigger: Trigger::Reconcile,
             since_unix_ms: unix_ms,
             stop: None,
+            ramping: false,
         }
     }
 }
@@ -124,6 +133,10 @@ pub struct MachineSettings {
     pub poll_interval: Duration,
     /// How often the health gate probes a starting container.
     pub probe_interval: Duration,
+    /// Slow start after a restore (zero: the weight comes back at once; see [`ramp`]).
+    pub ramp: Duration,
+    /// How long a restored server is compared with its peers (zero: not watched).
+    pub watch: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +191,11 @@ pub enum Action {
     Probe,
     /// Read HAProxy's check state and feed back [`Input::HaproxyCheck`].
     PollCheck,
+    /// Read the server's state and weight and feed back [`Input::Observe`] (a ramp's step).
+    ReadServer,
+    /// Compare the server with its peers for this long (see [`watch`]); a clearly worse server
+    /// comes back as an [`Input::Stopping`] with [`Trigger::Watch`].
+    Watch(Duration),
     /// Persist this ownership record before anything else happens (write-ahead).
     Own(Ownership),
     /// Forget the ownership record.
@@ -232,5 +250,10 @@ pub enum Report {
     /// that ignores a `docker kill -s TERM`): the server goes back through the gate.
     StopIgnored {
         held: Duration,
+    },
+    /// A ramp found a weight it did not set (an operator's) and left it as it is.
+    RampYielded {
+        expected: u32,
+        found: u32,
     },
 }
