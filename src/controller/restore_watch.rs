@@ -108,7 +108,9 @@ fn reading(rows: &[StatRow], server: &str) -> (Reading, bool) {
     let mut reading = Reading::new();
     let mut in_rotation = false;
     for row in rows.iter().filter(|r| r.kind == RowKind::Server) {
-        let sum = reading.entry(row.name.clone()).or_insert(Traffic::default());
+        let sum = reading
+            .entry(row.name.clone())
+            .or_insert(Traffic::default());
         sum.requests += row.traffic.requests;
         sum.errors += row.traffic.errors;
         sum.rtime_ms = sum.rtime_ms.max(row.traffic.rtime_ms);

@@ -119,6 +119,7 @@ impl Machine {
             Phase::Unknown => PhaseName::Unknown,
             Phase::Serving => PhaseName::InRotation,
             Phase::Operator => PhaseName::Operator,
+            Phase::Draining { .. } if self.failed() => PhaseName::Failed,
             Phase::Draining { .. } => PhaseName::Draining,
             Phase::Held if self.failed() => PhaseName::Failed,
             Phase::Held => PhaseName::Held,

@@ -304,6 +304,8 @@ fn spec(containers: &[&str], image: Option<&str>, max_unavailable: usize) -> Rol
         step_timeout: Duration::from_secs(1),
         surge: false,
         max_surge: 1,
+        watch: None,
+        rollback_on_failure: false,
     }
 }
 

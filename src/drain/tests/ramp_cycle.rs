@@ -24,12 +24,49 @@ fn seen(weight: u32) -> Input {
 /// step (with `mode = "drain"`).
 fn out_and_back() -> Vec<Step> {
     vec![
-        (0, sync(running(OLD_IP), observed(Ready, 10, false)), vec![], "in_rotation"),
-        (5, stop(), vec![A::Own(Ready, Some(10), false), A::Admin(Drain), A::Started, A::Poll], "draining"),
-        (10, Input::Sessions(0), vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)], "held"),
+        (
+            0,
+            sync(running(OLD_IP), observed(Ready, 10, false)),
+            vec![],
+            "in_rotation",
+        ),
+        (
+            5,
+            stop(),
+            vec![
+                A::Own(Ready, Some(10), false),
+                A::Admin(Drain),
+                A::Started,
+                A::Poll,
+            ],
+            "draining",
+        ),
+        (
+            10,
+            Input::Sessions(0),
+            vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)],
+            "held",
+        ),
         (20, Input::Died, vec![], "held"),
-        (900, Input::Started { addr: Some((OLD_IP, Some(8080))) }, vec![A::Probe], "gating"),
-        (1000, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+        (
+            900,
+            Input::Started {
+                addr: Some((OLD_IP, Some(8080))),
+            },
+            vec![A::Probe],
+            "gating",
+        ),
+        (
+            1000,
+            Input::Gate { passed: true },
+            vec![
+                A::Weight(1),
+                A::Admin(Ready),
+                A::Ramping(Some(10)),
+                A::Restored,
+            ],
+            "in_rotation",
+        ),
     ]
 }
 
