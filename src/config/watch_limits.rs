@@ -46,7 +46,7 @@ impl WatchLimits {
         if !(0.0..=1.0).contains(&self.error_margin) {
             return Some(("error_margin", "must be between 0 and 1"));
         }
-        if !(self.rtime_factor >= 1.0) {
+        if self.rtime_factor.is_nan() || self.rtime_factor < 1.0 {
             return Some(("rtime_factor", "must be 1 or more"));
         }
         None

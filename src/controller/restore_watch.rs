@@ -17,7 +17,7 @@ use super::server_msg::ServerMsg;
 use super::Context;
 use crate::drain::watch::{judge, Reading, Verdict};
 use crate::drain::{Input, Trigger};
-use crate::haproxy::{RowKind, ServerId, StatRow, Traffic};
+use crate::haproxy::{RowKind, ServerId, StatRow};
 
 /// How often the backend's counters are read during a watch.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
@@ -108,9 +108,7 @@ fn reading(rows: &[StatRow], server: &str) -> (Reading, bool) {
     let mut reading = Reading::new();
     let mut in_rotation = false;
     for row in rows.iter().filter(|r| r.kind == RowKind::Server) {
-        let sum = reading
-            .entry(row.name.clone())
-            .or_insert(Traffic::default());
+        let sum = reading.entry(row.name.clone()).or_default();
         sum.requests += row.traffic.requests;
         sum.errors += row.traffic.errors;
         sum.rtime_ms = sum.rtime_ms.max(row.traffic.rtime_ms);
@@ -124,7 +122,7 @@ fn reading(rows: &[StatRow], server: &str) -> (Reading, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::haproxy::ServerStatus;
+    use crate::haproxy::{ServerStatus, Traffic};
 
     fn row(name: &str, status: ServerStatus, weight: u32, requests: u64, errors: u64) -> StatRow {
         StatRow {

@@ -55,6 +55,31 @@ impl Machine {
         }
     }
 
+    /// `Sync`: the ramp's, else the ordinary correction.
+    pub(super) fn sync_after(
+        &mut self,
+        container: ContainerState,
+        obs: Observed,
+        clock: Clock,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.ramp_synced(container, obs, out) {
+            self.sync(container, obs, clock, out);
+        }
+    }
+
+    /// `Observe`: the ramp's, else the ordinary one.
+    pub(super) fn observe_after(
+        &mut self,
+        observed: Observed,
+        clock: Clock,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.ramp_observed(observed, clock, out) {
+            self.observe(observed);
+        }
+    }
+
     /// The next step is due: read the server first (the answer comes back as `Observe`). The
     /// step is retried a poll interval later if the read brings nothing.
     pub(super) fn ramp_due(&mut self, clock: Clock, out: &mut Vec<Action>) {
@@ -67,12 +92,7 @@ impl Machine {
 
     /// `Observe` during a ramp: the next step when the weight is still ours, else the ramp
     /// yields. Returns false when no ramp runs (the ordinary `observe` applies).
-    pub(super) fn ramp_observed(
-        &mut self,
-        observed: Observed,
-        clock: Clock,
-        out: &mut Vec<Action>,
-    ) -> bool {
+    fn ramp_observed(&mut self, observed: Observed, clock: Clock, out: &mut Vec<Action>) -> bool {
         let Some(mut ramp) = self.ramp else {
             return false;
         };
@@ -99,7 +119,7 @@ impl Machine {
     /// Ground truth during (or, after a restart, left over from) a ramp. Returns false when the
     /// ordinary `sync` must handle it: the container stopped. A server out of rotation was
     /// taken out by someone else (a restore HAProxy refused never became a ramp).
-    pub(super) fn ramp_synced(
+    fn ramp_synced(
         &mut self,
         container: ContainerState,
         obs: Observed,

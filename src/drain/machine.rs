@@ -214,15 +214,9 @@ impl Machine {
         self.interrupt_ramp(&input, clock, &mut out);
         match input {
             Input::Sync { container, haproxy } => {
-                if !self.ramp_synced(container, haproxy, &mut out) {
-                    self.sync(container, haproxy, clock, &mut out)
-                }
+                self.sync_after(container, haproxy, clock, &mut out)
             }
-            Input::Observe(observed) => {
-                if !self.ramp_observed(observed, clock, &mut out) {
-                    self.observe(observed)
-                }
-            }
+            Input::Observe(observed) => self.observe_after(observed, clock, &mut out),
             Input::Stopping {
                 trigger,
                 sticky,

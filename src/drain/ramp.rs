@@ -133,7 +133,7 @@ mod tests {
         let mut ramp = Ramp::start(2 * S, 4, now).expect("a weight of 4 ramps");
         assert_eq!((ramp.last_set, ramp.next), (1, now + S / 2));
         let mut seen = vec![ramp.last_set];
-        while let Some(_) = ramp.advance(ramp.next).next_after {
+        while ramp.advance(ramp.next).next_after.is_some() {
             seen.push(ramp.last_set);
         }
         seen.push(ramp.last_set);

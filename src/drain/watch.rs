@@ -151,6 +151,14 @@ mod tests {
         rows.iter().map(|(n, t)| (n.to_string(), *t)).collect()
     }
 
+    /// Name, the reading now, whether the window is over, the verdict expected.
+    type Case = (
+        &'static str,
+        [(&'static str, Traffic); 3],
+        bool,
+        &'static str,
+    );
+
     fn verdict_kind(verdict: &Verdict) -> &'static str {
         match verdict {
             Verdict::Pending { .. } => "pending",
@@ -169,7 +177,7 @@ mod tests {
         ]);
         let t = traffic;
         #[rustfmt::skip]
-        let table: [(&str, [(&str, Traffic); 3], bool, &str); 11] = [
+        let table: [Case; 11] = [
             // Half of its 40 requests failed, peers none: bad at once.
             ("half fail", [("new", t(140, 30, Some(5))), ("p1", t(1040, 0, Some(5))), ("p2", t(1040, 0, Some(5)))], false, "bad"),
             // Errors before the restore do not count.

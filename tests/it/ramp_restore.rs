@@ -98,7 +98,9 @@ async fn a_restored_server_comes_back_in_steps_up_to_its_weight() {
         (1_500..=3_500).contains(&ramp_ms),
         "full weight {ramp_ms} ms after it came back: {samples:?}"
     );
-    eprintln!("ramp: back in rotation at {first_up} ms, full weight {ramp_ms} ms later, steps {steps:?}");
+    eprintln!(
+        "ramp: back in rotation at {first_up} ms, full weight {ramp_ms} ms later, steps {steps:?}"
+    );
     // The record is gone with the last step: a restart of the daemon would not touch it.
     let views = world.daemon.client().servers().await.expect("status");
     let app1 = views
@@ -126,7 +128,10 @@ async fn an_operators_weight_during_the_ramp_wins() {
         .expect("set weight");
     let changed = Instant::now();
     // Past the ramp's end: the weight must still be the operator's.
-    let samples = sample(&world, |_| changed.elapsed() > RAMP + Duration::from_secs(1)).await;
+    let samples = sample(&world, |_| {
+        changed.elapsed() > RAMP + Duration::from_secs(1)
+    })
+    .await;
     assert!(
         samples.iter().all(|(_, _, w)| *w == 7),
         "the ramp touched the operator's weight: {samples:?}\ndaemon log:\n{}",

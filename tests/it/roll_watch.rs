@@ -26,10 +26,10 @@ fn text(output: &Output) -> String {
 
 /// Containers 2 and 3: same container, old image, in rotation at full weight.
 async fn untouched(world: &World, ids: &[String], details: &str) {
-    for index in 1..3 {
+    for (index, id) in ids.iter().enumerate().skip(1) {
         assert_eq!(
-            world.inspect(index, "{{.Id}}"),
-            ids[index],
+            &world.inspect(index, "{{.Id}}"),
+            id,
             "app{} was touched\n{details}",
             index + 1
         );
@@ -92,8 +92,13 @@ async fn a_bad_release_is_drained_and_stops_the_roll_at_the_first_container() {
             && l.ends_with(" 1")),
         "the watch's drain is counted:\n{metrics}"
     );
+    let log = world.daemon.log();
+    let why = log
+        .lines()
+        .find(|l| l.contains("clearly worse"))
+        .unwrap_or("");
     eprintln!(
-        "watch: roll failed after {roll_took:?}; load ok {} failed {}",
+        "watch: roll failed after {roll_took:?}; load ok {} failed {}; {why}",
         tally.ok, tally.failed
     );
 }
