@@ -210,7 +210,8 @@ fn a_bad_watch_verdict_holds_the_server_failed_until_ready() {
         (10, Input::Sessions(0), vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)], "held"),
         (900, Input::Started { addr: Some((NEW_IP, Some(8080))) }, vec![A::Addr(NEW_IP), A::Probe], "gating"),
         (1000, Input::Gate { passed: true }, vec![A::Admin(Ready), A::Disown, A::Restored, A::Watch], "in_rotation"),
-        (3000, watch_failed, vec![A::Own(Ready, Some(10), true), A::Admin(Drain), A::Started, A::Poll], "draining"),
+        // Failed from the start of its drain: a roll waiting on it need not wait for the sessions.
+        (3000, watch_failed, vec![A::Own(Ready, Some(10), true), A::Admin(Drain), A::Started, A::Poll], "failed"),
         (3010, Input::Sessions(0), vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)], "failed"),
         // Neither a reconciliation nor a new start of the bad container lifts it.
         (4000, sync(running(NEW_IP), Observed { addr: Some(NEW_IP), ..observed(Maint, 10, false) }), vec![], "failed"),
