@@ -70,6 +70,10 @@ impl Runner {
                     untouched(&batches, done)
                 ));
             }
+            let rolled = batches[..done].iter().flat_map(|b| b.iter());
+            if let Some(failed) = self.failed_among(rolled).await {
+                return Err(format!("{failed}{}", untouched(&batches, done - 1)));
+            }
             let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
             self.count_steps(&results);
             let failures = errors_of(results);

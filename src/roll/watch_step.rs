@@ -60,6 +60,31 @@ impl Runner {
         .await
     }
 
+    /// Without `--watch` the roll does not wait for verdicts, but it does not go on past a
+    /// container the daemon has failed meanwhile either: the message naming it, if one is.
+    pub(super) async fn failed_among(
+        &self,
+        names: impl Iterator<Item = &String>,
+    ) -> Option<String> {
+        let names: Vec<&String> = names.collect();
+        if names.is_empty() {
+            return None;
+        }
+        let views = self.controller.status().await.ok()?;
+        views
+            .iter()
+            .filter(|v| v.phase == "failed")
+            .find(|v| {
+                names
+                    .iter()
+                    .any(|n| v.container.as_deref() == Some(n.as_str()))
+            })
+            .map(|v| {
+                let name = v.container.as_deref().unwrap_or("-");
+                format!("{name}: {}", failed_message(v))
+            })
+    }
+
     /// Puts `image` back on the container after `error`; returns the roll's error, which says
     /// whether the rollback worked.
     pub(super) async fn roll_back(
