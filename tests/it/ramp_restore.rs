@@ -143,3 +143,66 @@ async fn an_operators_weight_during_the_ramp_wins() {
         "the daemon says why it stopped ramping:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_ramp_sets_the_original_weight_when_it_restarts() {
+    let mut world = world().await;
+    out_and_back(&world).await;
+    sample(&world, |s| {
+        s.last()
+            .is_some_and(|(_, status, w)| status.starts_with("UP") && (1..WEIGHT / 2).contains(w))
+    })
+    .await;
+    world.daemon.kill_hard();
+    let state = std::fs::read_to_string(world.daemon.state_file()).unwrap_or_default();
+    assert!(
+        state.contains("\"ramping\": true"),
+        "the record of a ramp in progress is on disk: {state}"
+    );
+    let (_, stuck) = world.status_and_weight(0).await;
+    assert!(stuck < WEIGHT, "nobody ramps while the daemon is down");
+    world.daemon.restart().await;
+    let restarted = Instant::now();
+    let samples = sample(&world, |s| {
+        s.last()
+            .is_some_and(|(_, status, w)| status.starts_with("UP") && *w == WEIGHT)
+    })
+    .await;
+    let took = restarted.elapsed();
+    assert!(
+        samples
+            .iter()
+            .all(|(_, status, _)| status.starts_with("UP")),
+        "the restart took it out of rotation: {samples:?}"
+    );
+    eprintln!("ramp: stuck at {stuck} while the daemon was down, {WEIGHT} again {took:?} after its restart");
+    let state = std::fs::read_to_string(world.daemon.state_file()).unwrap_or_default();
+    assert!(!state.contains("ramping"), "the record is gone: {state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_mid_ramp_wins_and_the_next_restore_goes_back_to_the_original_weight() {
+    let world = world().await;
+    out_and_back(&world).await;
+    sample(&world, |s| {
+        s.last()
+            .is_some_and(|(_, status, w)| status.starts_with("UP") && (2..WEIGHT / 2).contains(w))
+    })
+    .await;
+    // Drained in the middle of the ramp: out at once, and the ramp does not bring it back.
+    out_and_back(&world).await;
+    let samples = sample(&world, |s| {
+        s.last()
+            .is_some_and(|(_, status, w)| status.starts_with("UP") && *w == WEIGHT)
+    })
+    .await;
+    let up: Vec<u32> = samples
+        .iter()
+        .filter(|(_, status, _)| status.starts_with("UP"))
+        .map(|(_, _, w)| *w)
+        .collect();
+    assert!(
+        up.first().is_some_and(|w| *w <= 2),
+        "the second restore ramps again from the bottom: {samples:?}"
+    );
+}
