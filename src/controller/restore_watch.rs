@@ -92,7 +92,9 @@ async fn fail(server: &WeakSender<ServerMsg>, id: &ServerId) {
 /// The backend's counters summed over every HAProxy that answers, and whether `id` is in
 /// rotation on any of them.
 async fn read(ctx: &Context, id: &ServerId) -> Option<(Reading, bool)> {
-    let rows = match ctx.fleet.backend_stats(&id.backend).await {
+    // Shared with every other watcher and poller of the backend: a storm of restores in one
+    // backend costs one read per round, not one per server.
+    let rows = match ctx.fleet.fresh_backend_stats(&id.backend).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::debug!(server = %id, %error, "post-restore watch: cannot read the backend");
