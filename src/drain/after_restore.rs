@@ -35,12 +35,12 @@ impl Machine {
         self.owned.as_ref().is_some_and(|o| o.ramping)
     }
 
-    /// A stop or a death in the middle of a ramp: the ramp ends, and the record becomes an
-    /// ordinary one for the drain that follows (the original weight, the new trigger and time).
+    /// A stop, a death or a new run in the middle of a ramp: the ramp ends, and the record
+    /// becomes an ordinary one for what follows (the original weight, the new trigger and time).
     pub(super) fn interrupt_ramp(&mut self, input: &Input, clock: Clock, out: &mut Vec<Action>) {
         let trigger = match input {
             Input::Stopping { trigger, .. } => *trigger,
-            Input::Died | Input::Destroyed => Trigger::DockerEvent,
+            Input::Died | Input::Destroyed | Input::Started { .. } => Trigger::DockerEvent,
             _ => return,
         };
         if !self.ramping() {
@@ -93,7 +93,7 @@ impl Machine {
     /// `Observe` during a ramp: the next step when the weight is still ours, else the ramp
     /// yields. Returns false when no ramp runs (the ordinary `observe` applies).
     fn ramp_observed(&mut self, observed: Observed, clock: Clock, out: &mut Vec<Action>) -> bool {
-        let Some(mut ramp) = self.ramp else {
+        let Some(mut ramp) = self.ramp.filter(|_| self.phase == Phase::Serving) else {
             return false;
         };
         self.observed = Some(observed);
@@ -117,8 +117,9 @@ impl Machine {
     }
 
     /// Ground truth during (or, after a restart, left over from) a ramp. Returns false when the
-    /// ordinary `sync` must handle it: the container stopped. A server out of rotation was
-    /// taken out by someone else (a restore HAProxy refused never became a ramp).
+    /// ordinary `sync` must handle it: the container stopped, runs at another address or was
+    /// asked to stop. A server out of rotation was taken out by someone else (a restore HAProxy
+    /// refused never became a ramp).
     fn ramp_synced(
         &mut self,
         container: ContainerState,
@@ -128,14 +129,20 @@ impl Machine {
         if !self.ramping() {
             return false;
         }
-        if !matches!(container, ContainerState::Running { .. }) {
+        self.observed = Some(obs);
+        let moved = match container {
+            ContainerState::Running { addr, .. } => self.addr_fix(addr).is_some(),
+            _ => true,
+        };
+        if moved || self.stop.is_some() {
+            // Stopped, or running elsewhere (events missed): the ordinary correction takes it
+            // out and gates it again; its restore ramps anew to the original weight.
             self.ramp = None;
             if let Some(owned) = self.owned.as_mut() {
                 owned.ramping = false;
             }
             return false;
         }
-        self.observed = Some(obs);
         self.container = Some(container);
         match self.ramp {
             Some(ramp) if obs.weight != ramp.last_set || !obs.in_rotation() => {

@@ -220,3 +220,25 @@ fn a_bad_watch_verdict_holds_the_server_failed_until_ready() {
     ];
     check_with(settings, None, steps);
 }
+
+#[test]
+fn a_new_run_or_address_mid_ramp_goes_back_through_the_gate_to_the_original_weight() {
+    let mut steps = out_and_back();
+    #[rustfmt::skip]
+    steps.extend([
+        (1100, Input::Tick, vec![A::Read], "in_rotation"),
+        (1100, seen(1), vec![A::Weight(2)], "in_rotation"),
+        // A start whose die we missed: gated again, the record an ordinary one.
+        (1150, Input::Started { addr: Some((NEW_IP, Some(8080))) }, vec![A::Own(Ready, Some(10), false), A::Admin(Maint), A::Addr(NEW_IP), A::Probe], "gating"),
+        (1300, Input::Tick, vec![], "gating"),
+        (1400, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+    ]);
+    check_with(ramping(DrainMode::Drain), None, steps);
+    // The same found by a reconciliation: the container runs at another address.
+    let mut steps = out_and_back();
+    #[rustfmt::skip]
+    steps.extend([
+        (1050, sync(running(NEW_IP), observed(Ready, 1, false)), vec![A::Admin(Maint), A::Fix("held_server_not_in_maint"), A::Addr(NEW_IP), A::Probe], "gating"),
+    ]);
+    check_with(ramping(DrainMode::Drain), None, steps);
+}
