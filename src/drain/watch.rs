@@ -206,6 +206,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A server that fails no more often than its peers and is no slower is never bad,
+        /// whatever the numbers.
+        #[test]
+        fn no_worse_than_its_peers_is_never_bad(
+            requests in 0u64..10_000,
+            peer_requests in 1u64..10_000,
+            peer_errors_permille in 0u64..=1000,
+            own_share in 0u64..=1000,
+            rtime in 0u64..5_000,
+            window_over: bool,
+        ) {
+            let peer_errors = peer_requests * peer_errors_permille / 1000;
+            // At most the peers' rate: errors / requests <= peer_errors / peer_requests.
+            let errors = requests * peer_errors / peer_requests * own_share / 1000;
+            let base = reading(&[("new", traffic(0, 0, None)), ("p", traffic(0, 0, None))]);
+            let now = reading(&[
+                ("new", traffic(requests, errors, Some(rtime))),
+                ("p", traffic(peer_requests, peer_errors, Some(rtime))),
+            ]);
+            let verdict = judge("new", &base, &now, &WatchLimits::default(), window_over);
+            proptest::prop_assert!(!matches!(verdict, Verdict::Bad { .. }), "{:?}", verdict);
+        }
+    }
+
     #[test]
     fn the_reason_names_the_numbers_and_a_missing_server_is_pending() {
         let base = reading(&[("new", traffic(0, 0, None)), ("p", traffic(0, 0, None))]);

@@ -30,6 +30,7 @@ mod gate_world;
 mod haproxy_client;
 mod haproxy_client_sockets;
 mod haproxy_fake_socket;
+mod haproxy_slowstart;
 mod haproxy_status_cli;
 mod metrics_assets;
 mod metrics_daemon;
