@@ -52,3 +52,27 @@ impl WatchLimits {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_that_cannot_work_are_named() {
+        let base = WatchLimits::default();
+        #[rustfmt::skip]
+        let table = [
+            (base, None),
+            (WatchLimits { min_requests: 0, ..base }, Some("min_requests")),
+            (WatchLimits { max_error_rate: 1.5, ..base }, Some("max_error_rate")),
+            (WatchLimits { max_error_rate: f64::NAN, ..base }, Some("max_error_rate")),
+            (WatchLimits { error_margin: -0.1, ..base }, Some("error_margin")),
+            (WatchLimits { rtime_factor: 0.5, ..base }, Some("rtime_factor")),
+            (WatchLimits { rtime_factor: f64::NAN, ..base }, Some("rtime_factor")),
+            (WatchLimits { max_error_rate: 0.0, error_margin: 1.0, ..base }, None),
+        ];
+        for (limits, expected) in table {
+            assert_eq!(limits.problem().map(|(key, _)| key), expected, "{limits:?}");
+        }
+    }
+}
