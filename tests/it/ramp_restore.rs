@@ -115,10 +115,14 @@ async fn a_restored_server_comes_back_in_steps_up_to_its_weight() {
 async fn an_operators_weight_during_the_ramp_wins() {
     let world = world().await;
     out_and_back(&world).await;
-    // Wait for the ramp to be under way, then set a weight of our own.
-    sample(&world, |s| {
-        s.last()
-            .is_some_and(|(_, status, w)| status.starts_with("UP") && (2..WEIGHT - 3).contains(w))
+    // Wait until a step has just landed (the next one is ~200 ms away: HAProxy has no
+    // compare-and-set, so a change between a step's read and its write would be lost), then
+    // set a weight of our own.
+    sample(&world, |s| match s {
+        [.., (_, _, before), (_, status, now)] => {
+            status.starts_with("UP") && before != now && (2..WEIGHT - 3).contains(now)
+        }
+        _ => false,
     })
     .await;
     world
