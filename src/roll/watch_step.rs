@@ -18,8 +18,9 @@ use crate::controller::ServerView;
 
 /// How often the roll looks at the server during its watch.
 const WATCH_POLL: Duration = Duration::from_millis(200);
-/// Past the window: the daemon's last reading and the drain of a bad server take a moment.
-const WATCH_GRACE: Duration = Duration::from_secs(2);
+/// Past the window: the daemon's last reading (every 500 ms) and the start of the drain of a
+/// bad server (from which `status` says `failed`) take a moment.
+const WATCH_GRACE: Duration = Duration::from_secs(1);
 
 impl Runner {
     /// The image ID to put back when this container fails (`--rollback-on-failure`).
