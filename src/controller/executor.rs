@@ -70,6 +70,12 @@ impl Executor {
                 let spec = weight_spec(*weight, initial);
                 outcome.change_ok = Some(self.apply(Command::SetWeight(id, spec)).await);
             }
+            Action::RampStep(weight) => {
+                let initial = subject.observed.map(|o| o.initial_weight);
+                let spec = weight_spec(*weight, initial);
+                let ok = self.apply(Command::SetWeight(id, spec)).await;
+                outcome.change_ok = ok.then_some(true);
+            }
             Action::SetAddr(ip, port) => {
                 self.apply(Command::SetAddr {
                     server: id,
@@ -234,5 +240,8 @@ pub fn ends_restore(action: &Action) -> bool {
 
 /// A weight or state change: what must reach HAProxy before a restore may forget its record.
 pub fn changes_haproxy(action: &Action) -> bool {
-    matches!(action, Action::SetAdmin(_) | Action::SetWeight(_))
+    matches!(
+        action,
+        Action::SetAdmin(_) | Action::SetWeight(_) | Action::RampStep(_)
+    )
 }

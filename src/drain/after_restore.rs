@@ -103,7 +103,7 @@ impl Machine {
         }
         let step = ramp.advance(clock.now);
         if observed.weight != step.weight {
-            out.push(Action::SetWeight(step.weight));
+            out.push(Action::RampStep(step.weight));
             if let Some(o) = self.observed.as_mut() {
                 o.weight = step.weight;
             }

@@ -182,6 +182,9 @@ pub enum Input {
 pub enum Action {
     SetAdmin(AdminState),
     SetWeight(u32),
+    /// A slow start's step: like `SetWeight`, but HAProxy refusing it (a static algorithm takes
+    /// only 0% and 100%) is not a failed restore; the ramp sees the weight it got and yields.
+    RampStep(u32),
     SetAddr(IpAddr, Option<u16>),
     ShutdownSessions,
     DelServer,

@@ -198,7 +198,10 @@ impl Machine {
         let weight = ramp.map(|r| r.last_set).or(owned.prior_weight);
         if let (Some(weight), Some(obs)) = (weight, self.observed) {
             if obs.weight != weight {
-                out.push(Action::SetWeight(weight));
+                out.push(match ramp {
+                    Some(_) => Action::RampStep(weight),
+                    None => Action::SetWeight(weight),
+                });
             }
         }
         self.set_admin(owned.prior_admin, out);

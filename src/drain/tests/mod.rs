@@ -61,6 +61,8 @@ pub(super) fn stop() -> Input {
 pub(super) enum A {
     Admin(AdminState),
     Weight(u32),
+    /// A ramp's step (`Action::RampStep`).
+    Step(u32),
     Addr(IpAddr),
     Shutdown,
     Del,
@@ -88,6 +90,7 @@ pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
         .map(|a| match a {
             Action::SetAdmin(s) => A::Admin(s),
             Action::SetWeight(w) => A::Weight(w),
+            Action::RampStep(w) => A::Step(w),
             Action::SetAddr(ip, _) => A::Addr(ip),
             Action::ShutdownSessions => A::Shutdown,
             Action::DelServer => A::Del,

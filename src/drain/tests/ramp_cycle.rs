@@ -60,7 +60,7 @@ fn out_and_back() -> Vec<Step> {
             1000,
             Input::Gate { passed: true },
             vec![
-                A::Weight(1),
+                A::Step(1),
                 A::Admin(Ready),
                 A::Ramping(Some(10)),
                 A::Restored,
@@ -75,7 +75,7 @@ fn the_weight_comes_back_in_steps_and_the_record_goes_with_the_last() {
     let mut steps = out_and_back();
     for k in 2..=10u32 {
         let at = 1000 + 100 * u64::from(k - 1);
-        let mut set = vec![A::Weight(k)];
+        let mut set = vec![A::Step(k)];
         if k == 10 {
             set.push(A::Disown);
         }
@@ -92,7 +92,7 @@ fn an_operators_weight_wins_once_a_second_read_confirms_it() {
     #[rustfmt::skip]
     steps.extend([
         (1100, Input::Tick, vec![A::Read], "in_rotation"),
-        (1100, seen(1), vec![A::Weight(2)], "in_rotation"),
+        (1100, seen(1), vec![A::Step(2)], "in_rotation"),
         // A reconciliation read shows 7: confirmed by a fresh read before the ramp yields.
         (1150, sync(running(OLD_IP), observed(Ready, 7, false)), vec![A::Read], "in_rotation"),
         (1150, seen(7), vec![A::Yielded(2, 7), A::Disown], "in_rotation"),
@@ -109,7 +109,7 @@ fn a_stale_read_does_not_end_the_ramp() {
         (1100, Input::Tick, vec![A::Read], "in_rotation"),
         // A read another task started before the first step landed: still the old 10.
         (1100, seen(10), vec![A::Read], "in_rotation"),
-        (1100, seen(1), vec![A::Weight(2)], "in_rotation"),
+        (1100, seen(1), vec![A::Step(2)], "in_rotation"),
     ]);
     check_with(ramping(DrainMode::Drain), None, steps);
 }
@@ -132,13 +132,13 @@ fn a_drain_mid_ramp_wins_and_restores_the_original_weight() {
     #[rustfmt::skip]
     steps.extend([
         (1100, Input::Tick, vec![A::Read], "in_rotation"),
-        (1100, seen(1), vec![A::Weight(2)], "in_rotation"),
+        (1100, seen(1), vec![A::Step(2)], "in_rotation"),
         // The record becomes an ordinary one: prior weight 10, not the step's 2.
         (1150, stop(), vec![A::Own(Ready, Some(10), false), A::Admin(Drain), A::Started, A::Poll], "draining"),
         (1160, Input::Sessions(0), vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)], "held"),
         (1170, Input::Died, vec![], "held"),
         (1200, Input::Started { addr: Some((OLD_IP, Some(8080))) }, vec![A::Probe], "gating"),
-        (1300, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+        (1300, Input::Gate { passed: true }, vec![A::Step(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
     ]);
     check_with(ramping(DrainMode::Drain), None, steps);
 }
@@ -169,7 +169,7 @@ fn a_restart_mid_ramp_sets_the_original_weight_at_once() {
     let steps = vec![
         (0, sync(ContainerState::Stopped, observed(Ready, 4, false)), vec![A::Admin(Maint), A::Fix("held_server_not_in_maint")], "held"),
         (100, Input::Started { addr: Some((OLD_IP, Some(8080))) }, vec![A::Probe], "gating"),
-        (200, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+        (200, Input::Gate { passed: true }, vec![A::Step(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
     ];
     check_with(ramping(DrainMode::Drain), Some(ramp_record()), steps);
 }
@@ -182,7 +182,7 @@ fn a_refused_step_on_a_static_algorithm_gives_the_weight_back_at_once() {
         (5, stop(), vec![A::Own(Ready, Some(10), false), A::Weight(0), A::Started, A::Poll], "draining"),
         (10, Input::Sessions(0), vec![A::Admin(Maint), A::Finished(DrainResult::Drained, 0)], "held"),
         (900, Input::Started { addr: Some((OLD_IP, Some(8080))) }, vec![A::Probe], "gating"),
-        (1000, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+        (1000, Input::Gate { passed: true }, vec![A::Step(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
         (1100, Input::Tick, vec![A::Read], "in_rotation"),
         // `static-rr` refused `set weight … 1`: still our 0.
         (1100, seen(0), vec![A::Read], "in_rotation"),
@@ -227,11 +227,11 @@ fn a_new_run_or_address_mid_ramp_goes_back_through_the_gate_to_the_original_weig
     #[rustfmt::skip]
     steps.extend([
         (1100, Input::Tick, vec![A::Read], "in_rotation"),
-        (1100, seen(1), vec![A::Weight(2)], "in_rotation"),
+        (1100, seen(1), vec![A::Step(2)], "in_rotation"),
         // A start whose die we missed: gated again, the record an ordinary one.
         (1150, Input::Started { addr: Some((NEW_IP, Some(8080))) }, vec![A::Own(Ready, Some(10), false), A::Admin(Maint), A::Addr(NEW_IP), A::Probe], "gating"),
         (1300, Input::Tick, vec![], "gating"),
-        (1400, Input::Gate { passed: true }, vec![A::Weight(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
+        (1400, Input::Gate { passed: true }, vec![A::Step(1), A::Admin(Ready), A::Ramping(Some(10)), A::Restored], "in_rotation"),
     ]);
     check_with(ramping(DrainMode::Drain), None, steps);
     // The same found by a reconciliation: the container runs at another address.
