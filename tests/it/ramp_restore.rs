@@ -210,3 +210,85 @@ async fn a_drain_mid_ramp_wins_and_the_next_restore_goes_back_to_the_original_we
         "the second restore ramps again from the bottom: {samples:?}"
     );
 }
+
+/// `static-rr` takes only 0% and 100%: HAProxy refuses the first step, and the server is back
+/// at its whole weight at once — not held, not taken out again by the next reconciliation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_static_algorithm_the_weight_comes_back_whole() {
+    use crate::support::daemon::Daemon;
+    use crate::support::docker::{unique_name, ContainerSpec, TestNetwork, APP_PORT};
+    use crate::support::haproxy::HaproxyFixture;
+    use crate::support::roll::blocking;
+
+    let backend = unique_name("be").replace('-', "_");
+    let label_backend = backend.clone();
+    let (network, app) = blocking(move || {
+        let network = TestNetwork::create();
+        let app = ContainerSpec::new("app1")
+            .image(IMAGE_HC)
+            .network(&network)
+            .label("haproxy-drain.backend", &label_backend)
+            .label("haproxy-drain.server", "app1")
+            .label("haproxy-drain.port", &APP_PORT.to_string())
+            .label("haproxy-drain.ramp", "2s")
+            .label("haproxy-drain.watch", "0s")
+            .run();
+        app.wait_healthy(Duration::from_secs(30));
+        (network, app)
+    })
+    .await;
+    let ip = app.ip().expect("address");
+    let sections = format!(
+        "backend {backend}\n    balance static-rr\n    option httpchk GET /health\n    \
+         default-server inter 500ms fastinter 100ms fall 2 rise 1 weight {WEIGHT}\n    \
+         server app1 {ip}:{APP_PORT} check\n"
+    );
+    let haproxy = HaproxyFixture::start(&sections).await;
+    // A reconciliation every second: a restore it saw as failed would show within the test.
+    let config_dir = tempfile::tempdir().expect("temp dir");
+    let config = config_dir.path().join("haproxy-drain.toml");
+    std::fs::write(&config, "reconcile_interval = \"1s\"\n").expect("config file");
+    let daemon = Daemon::start(
+        &[haproxy.admin_url().to_string()],
+        &[format!("--config={}", config.display())],
+    )
+    .await;
+    let client = haproxy.admin_client();
+    let id = haproxy_drain::haproxy::ServerId::new(backend.as_str(), "app1");
+    let name = app.name().to_string();
+    for args in [
+        vec!["drain", &name, "--wait", "--force"],
+        vec!["ready", &name, "--wait"],
+    ] {
+        let output = tokio::task::block_in_place(|| daemon.cli(&args));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            daemon.log()
+        );
+    }
+    let back = Instant::now();
+    while back.elapsed() < RAMP + Duration::from_secs(2) {
+        let weight = client.get_weight(&id).await.expect("get weight").current;
+        let state = client.show_stat().await.expect("show stat");
+        let row = state
+            .iter()
+            .find(|r| r.proxy == backend && r.name == "app1")
+            .expect("row");
+        assert!(
+            row.status_text.starts_with("UP") && weight == WEIGHT,
+            "{} at weight {weight} {:?} after ready\n{}",
+            row.status_text,
+            back.elapsed(),
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = daemon.log();
+    assert!(!log.contains("restore did not reach"), "{log}");
+    drop(daemon);
+    drop(haproxy);
+    drop(app);
+    drop(network);
+}
