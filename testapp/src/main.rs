@@ -12,8 +12,8 @@
 //!   - `serve`: keep serving normally, new connections included, for `GRACE_MS` (15000), then
 //!     behave like `graceful` (an app with a shutdown delay).
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
-//! - `FAIL_PERCENT` (0): this many of every 100 app requests answer 500 (not `/health`, so the
-//!   app passes its health checks and fails its users: a bad release)
+//! - `FAIL_PERCENT` (0): this many of every 100 app requests answer 500, spread evenly (not
+//!   `/health`, so the app passes its health checks and fails its users: a bad release)
 //! - `STOP_DELAY_MS` (with `ON_SIGTERM=graceful`): keep accepting this long after the signal
 //!   before closing the listener ("lame duck"), for requests a proxy had already sent when the
 //!   signal came — Docker signals the app and reports the `kill` event at the same moment
@@ -248,8 +248,10 @@ fn respond(request: &http::Request, settings: &Settings) -> (u16, String, Option
         path => {
             // The app's "work": a per-request delay, so drains have in-flight requests to wait for.
             thread::sleep(delay);
+            // Spread evenly: request n fails when it completes another whole percent-step.
             let n = APP_REQUESTS.fetch_add(1, Ordering::SeqCst);
-            if n % 100 < settings.fail_percent {
+            let p = settings.fail_percent;
+            if (n + 1) * p / 100 > n * p / 100 {
                 return (500, "failing on purpose (FAIL_PERCENT)\n".into(), None);
             }
             let body = format!(
