@@ -7,6 +7,8 @@
 #   haproxy-drain-testapp:sigterm, :sigterm-v2  like :nohc / :nohc-v2, for the shutdown matrix and
 #     the fault campaign (ON_SIGTERM=ignore/serve): tags of their own, so that a worktree whose
 #     testapp predates those behaviours, rebuilding :nohc, cannot swap the app under them
+#   haproxy-drain-testapp:bad    like :nohc, APP_VERSION=bad and FAIL_PERCENT=50 baked in: healthy,
+#     but half of its app requests answer 500 (the post-restore watch's roll tests)
 # Idempotent: an image is rebuilt only when the binary or the Dockerfile changed (a hash label).
 set -euo pipefail
 
@@ -50,3 +52,4 @@ build v2 hc v2
 build nohc-v2 nohc v2
 build sigterm nohc v1
 build sigterm-v2 nohc v2
+build bad bad bad

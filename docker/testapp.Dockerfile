@@ -15,3 +15,7 @@ ENTRYPOINT ["/testapp"]
 
 FROM nohc AS hc
 HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/testapp", "--healthcheck"]
+
+# A bad release: healthy, but half of its app requests answer 500 (the post-restore watch).
+FROM nohc AS bad
+ENV FAIL_PERCENT=50

@@ -18,6 +18,8 @@ pub const LABEL_MODE: &str = "haproxy-drain.mode";
 pub const LABEL_NETWORK: &str = "haproxy-drain.network";
 pub const LABEL_HEALTH_PATH: &str = "haproxy-drain.health-path";
 pub const LABEL_WEIGHT: &str = "haproxy-drain.weight";
+pub const LABEL_RAMP: &str = "haproxy-drain.ramp";
+pub const LABEL_WATCH: &str = "haproxy-drain.watch";
 
 /// A container's place in HAProxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +140,14 @@ pub fn resolve(
     if let Some(value) = labels.get(LABEL_DRAIN_TIMEOUT) {
         mapping.settings.drain_timeout =
             duration::parse(value).map_err(|m| error(LABEL_DRAIN_TIMEOUT, value, m))?;
+    }
+    for (label, setting) in [
+        (LABEL_RAMP, &mut mapping.settings.ramp),
+        (LABEL_WATCH, &mut mapping.settings.watch),
+    ] {
+        if let Some(value) = labels.get(label) {
+            *setting = duration::parse(value).map_err(|m| error(label, value, m))?;
+        }
     }
     if let Some(value) = labels.get(LABEL_MODE) {
         mapping.settings.mode = DrainMode::parse(value)

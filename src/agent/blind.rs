@@ -64,6 +64,7 @@ pub fn backend_row(backend: &str) -> StatRow {
         check_fall: None,
         last_change: None,
         addr: String::new(),
+        traffic: Default::default(),
     }
 }
 

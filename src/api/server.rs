@@ -203,6 +203,8 @@ async fn start_roll(
         step_timeout: millis_or(body.timeout_ms, DEFAULT_STEP_TIMEOUT),
         surge: body.surge || body.max_surge.is_some(),
         max_surge: body.max_surge.unwrap_or(1),
+        watch: body.watch_ms.map(std::time::Duration::from_millis),
+        rollback_on_failure: body.rollback_on_failure,
     };
     tracing::info!(containers = ?spec.containers, image = ?spec.image, "control API: roll");
     let id = rolls.start(spec)?;

@@ -59,6 +59,12 @@ pub struct RollBody {
     /// Per-step limit for the drain wait and for the wait until back in rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Wait this long after each container for the post-restore watch's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_ms: Option<u64>,
+    /// Put the previous image back on a container that fails (needs `image` and `watch_ms`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback_on_failure: bool,
 }
 
 /// Answer to `POST /v1/rolls`.

@@ -37,6 +37,14 @@ pub struct RollArgs {
     /// Per container: how long to wait for the drain, and for it to be healthy again.
     #[arg(long, default_value = "60s", value_parser = duration::parse)]
     pub timeout: Duration,
+    /// After each container, wait this long (the daemon's `watch` window) for the post-restore
+    /// watch before the next one; a server it fails stops the roll.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, conflicts_with = "surge")]
+    pub watch: Option<Duration>,
+    /// With --image and --watch: a container that fails its watch or does not come back is
+    /// recreated on the image it ran before and put back in rotation (the roll still fails).
+    #[arg(long, requires_all = ["image", "watch"])]
+    pub rollback_on_failure: bool,
     #[command(flatten)]
     pub control: ControlArgs,
 }
@@ -60,6 +68,8 @@ pub async fn roll(args: RollArgs) -> Result<(), CliError> {
         pull: args.pull,
         max_unavailable: Some(args.max_unavailable),
         timeout_ms: Some(millis(args.timeout)),
+        watch_ms: args.watch.map(millis),
+        rollback_on_failure: args.rollback_on_failure,
     };
     let created = client.start_roll(&body).await?;
     let what = match (&args.image, surge) {

@@ -14,10 +14,12 @@ use crate::duration;
 mod fleet;
 mod settings;
 mod template;
+mod watch_limits;
 
 pub use fleet::{FleetConfig, Unreachable};
 pub use settings::{Budget, DrainMode, ServerSettings, UnhealthyAction};
 pub use template::ServerTemplate;
+pub use watch_limits::WatchLimits;
 
 /// A rule mapping containers you cannot relabel to servers, e.g. `pxApp_*` → `pxapp_cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,7 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `[fleet]`: the fleet-wide budget on etcd; `None` leaves every drain local.
     pub fleet: Option<FleetConfig>,
+    pub watch_limits: WatchLimits,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             reconcile_interval: Duration::from_secs(10),
             poll_interval: Duration::from_millis(100),
             fleet: None,
+            watch_limits: WatchLimits::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ struct RawConfig {
     reconcile_interval: Option<String>,
     poll_interval: Option<String>,
     fleet: Option<fleet::RawFleet>,
+    #[serde(default)]
+    watch_limits: WatchLimits,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -151,6 +157,8 @@ struct RawSettings {
     health_path: Option<String>,
     unhealthy: Option<UnhealthyAction>,
     dynamic_weight: Option<u32>,
+    ramp: Option<String>,
+    watch: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +199,8 @@ impl RawSettings {
                 .or_else(|| base.health_path.clone()),
             unhealthy: self.unhealthy.unwrap_or(base.unhealthy),
             dynamic_weight,
+            ramp: duration(&self.ramp, "ramp", base.ramp)?,
+            watch: duration(&self.watch, "watch", base.watch)?,
         })
     }
 }
@@ -252,7 +262,11 @@ impl RawConfig {
                 }),
             None => Ok(fallback),
         };
+        if let Some((key, message)) = self.watch_limits.problem() {
+            return Err(ConfigError::invalid(format!("watch_limits.{key}"), message));
+        }
         Ok(Config {
+            watch_limits: self.watch_limits,
             defaults,
             rules,
             budget,
@@ -298,6 +312,10 @@ mod tests {
             server = "app_{number}"
             port = 8080
             drain_timeout = "20s"
+            ramp = "10s"
+            watch = "0s"
+            [watch_limits]
+            min_requests = 50
             "#,
         )
         .unwrap();
@@ -309,6 +327,15 @@ mod tests {
         assert_eq!(rule.settings.drain_timeout, Duration::from_secs(20));
         assert_eq!(rule.settings.mode, DrainMode::Weight, "inherits [defaults]");
         assert_eq!(rule.port, Some(8080));
+        assert_eq!(rule.settings.ramp, Duration::from_secs(10));
+        assert_eq!(rule.settings.watch, Duration::ZERO);
+        assert_eq!(
+            config.defaults.watch,
+            Duration::from_secs(30),
+            "watched by default"
+        );
+        assert_eq!(config.watch_limits.min_requests, 50);
+        assert_eq!(config.watch_limits.max_error_rate, 0.2, "the rest default");
     }
 
     #[test]
@@ -322,6 +349,12 @@ mod tests {
             ("[defaults]\nmode = \"gentle\"", "unknown variant"),
             ("budget = \"lots\"", "budget"),
             ("poll_interval = \"0s\"", "greater than zero"),
+            ("[defaults]\nramp = \"slowly\"", "defaults.ramp"),
+            (
+                "[watch_limits]\nmin_requests = 0",
+                "watch_limits.min_requests",
+            ),
+            ("[watch_limits]\nerror_rate = 0.5", "unknown field"),
             (
                 "[[rules]]\nmatch = \"a*\"\nbackend = \"b\"\nserver = \"{nme}\"",
                 "rules[0].server",

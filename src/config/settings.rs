@@ -88,6 +88,10 @@ pub struct ServerSettings {
     pub unhealthy: UnhealthyAction,
     /// Weight for servers haproxy-drain adds dynamically (HAProxy's own default is 1).
     pub dynamic_weight: u32,
+    /// Slow start: the weight comes back in steps over this period (zero: at once).
+    pub ramp: Duration,
+    /// How long after a restore the server is compared with its peers (zero: not watched).
+    pub watch: Duration,
 }
 
 impl Default for ServerSettings {
@@ -101,6 +105,8 @@ impl Default for ServerSettings {
             health_path: None,
             unhealthy: UnhealthyAction::Drain,
             dynamic_weight: 1,
+            ramp: Duration::ZERO,
+            watch: Duration::from_secs(30),
         }
     }
 }

@@ -5,10 +5,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::mpsc::WeakSender;
+
 use super::clock::clock;
 use super::container_ref::ContainerRef;
 use super::probe::Gate;
-use super::Context;
+use super::server_msg::ServerMsg;
+use super::{restore_watch, Context};
 use crate::agent::Mode;
 use crate::drain::server_options::{dynamic_server_options, server_address, weight_spec};
 use crate::drain::{Action, Input, Observed, Ownership};
@@ -40,14 +43,17 @@ pub struct Executor {
     ctx: Arc<Context>,
     /// A missing backend is an operator's mistake: said once, not at every reconciliation.
     missing_backend_reported: AtomicBool,
+    /// The server's own task, for a post-restore watch that takes the server out again.
+    task: WeakSender<ServerMsg>,
 }
 
 impl Executor {
-    pub fn new(id: ServerId, ctx: Arc<Context>) -> Self {
+    pub fn new(id: ServerId, ctx: Arc<Context>, task: WeakSender<ServerMsg>) -> Self {
         Self {
             id,
             ctx,
             missing_backend_reported: AtomicBool::new(false),
+            task,
         }
     }
 
@@ -64,6 +70,12 @@ impl Executor {
                 let initial = subject.observed.map(|o| o.initial_weight);
                 let spec = weight_spec(*weight, initial);
                 outcome.change_ok = Some(self.apply(Command::SetWeight(id, spec)).await);
+            }
+            Action::RampStep(weight) => {
+                let initial = subject.observed.map(|o| o.initial_weight);
+                let spec = weight_spec(*weight, initial);
+                let ok = self.apply(Command::SetWeight(id, spec)).await;
+                outcome.change_ok = ok.then_some(true);
             }
             Action::SetAddr(ip, port) => {
                 self.apply(Command::SetAddr {
@@ -92,6 +104,11 @@ impl Executor {
                     tracing::warn!(server = %self.id, %error, "cannot read check state; retrying")
                 }
             },
+            Action::ReadServer => outcome.feedback = self.observe().await.map(Input::Observe),
+            Action::Watch(window) => {
+                let (id, ctx) = (self.id.clone(), self.ctx.clone());
+                restore_watch::spawn(id, ctx, *window, self.task.clone());
+            }
             Action::Probe => {
                 let passed = gate(subject).probe(&self.ctx.docker).await;
                 outcome.feedback = Some(Input::Gate { passed });
@@ -229,7 +246,18 @@ fn gate(subject: &Subject<'_>) -> Gate {
     }
 }
 
+/// The last action of a restore: it must not happen when a change before it failed.
+pub fn ends_restore(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Disown | Action::Own(Ownership { ramping: true, .. })
+    )
+}
+
 /// A weight or state change: what must reach HAProxy before a restore may forget its record.
 pub fn changes_haproxy(action: &Action) -> bool {
-    matches!(action, Action::SetAdmin(_) | Action::SetWeight(_))
+    matches!(
+        action,
+        Action::SetAdmin(_) | Action::SetWeight(_) | Action::RampStep(_)
+    )
 }

@@ -235,7 +235,10 @@ impl Fleet {
     /// with every other poller of the backend waiting for it ([`NextRead`]): 100 servers
     /// draining in one backend cost one read per round, not 100. A shared read that failed is
     /// read again by each of its callers on its own, for its own error.
-    async fn fresh_backend_stats(&self, backend: &str) -> Result<Arc<Vec<StatRow>>, HaproxyError> {
+    pub async fn fresh_backend_stats(
+        &self,
+        backend: &str,
+    ) -> Result<Arc<Vec<StatRow>>, HaproxyError> {
         let mut own_error = None;
         let shared = self
             .backend_stat_reads

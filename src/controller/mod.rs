@@ -13,6 +13,7 @@
 //! - [`pull`]: pull mode — decisions become agent answers, other changes are refused.
 //! - `fleet_slot`: the fleet budget on etcd: a slot before a drain (off the hub);
 //!   `fleet_track`: every server's phase for the keeper.
+//! - `restore_watch`: a restored server compared with its peers for a while (`drain::watch`).
 //! - [`surge`]: the temporary server of a `roll --surge` copy: added, gated, removed.
 
 mod clock;
@@ -31,6 +32,7 @@ pub mod pull;
 mod reachability;
 pub mod reconcile;
 mod report;
+mod restore_watch;
 mod routes;
 mod server_msg;
 pub mod server_task;
@@ -78,6 +80,8 @@ impl Context {
             health_timeout: mapping.settings.health_timeout,
             poll_interval: self.config.poll_interval,
             probe_interval: PROBE_INTERVAL,
+            ramp: mapping.settings.ramp,
+            watch: mapping.settings.watch,
         }
     }
 }

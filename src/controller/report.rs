@@ -46,6 +46,9 @@ pub fn emit(id: &ServerId, report: &Report, metrics: &Metrics) {
             metrics.stop_ignored(proxy, server);
             tracing::warn!(server = %id, held_ms = held.as_millis() as u64, "the container was asked to stop but still runs the same run after its stop timeout plus the drain timeout (the app ignored the signal?); putting the server back through the health gate");
         }
+        Report::RampYielded { expected, found } => {
+            tracing::info!(server = %id, expected, found, "weight changed during the slow start (an operator's?); the ramp ends and leaves it as it is");
+        }
         Report::Correction(kind) => {
             metrics.reconcile_correction(kind);
             tracing::info!(server = %id, kind, "reconciliation corrected HAProxy");

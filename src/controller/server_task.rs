@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::clock::{clock, since_unix_nanos, sleep_until, unix_nanos_now};
 use super::container_ref::{event_facts, ContainerRef};
-use super::executor::{changes_haproxy, Executor, Subject};
+use super::executor::{changes_haproxy, ends_restore, Executor, Subject};
 use super::report;
 use super::server_msg::{DrainOutcome, ServerMsg};
 use super::snapshot::{export_gauges, ServerSnapshot};
@@ -57,7 +57,7 @@ impl ServerTask {
         let mut machine = Machine::new(ctx.machine_settings(&mapping), owned);
         machine.set_dynamic(dynamic);
         let task = ServerTask {
-            executor: Executor::new(id.clone(), ctx.clone()),
+            executor: Executor::new(id.clone(), ctx.clone(), tx.downgrade()),
             id,
             machine,
             ctx,
@@ -317,7 +317,7 @@ impl ServerTask {
             }
             let mut change_failed = false;
             for action in actions {
-                if change_failed && matches!(action, Action::Disown) {
+                if change_failed && ends_restore(&action) {
                     // A restore that did not reach HAProxy must not drop the ownership record:
                     // go back to the record and let reconciliation restore it again.
                     self.restore_failed().await;

@@ -131,6 +131,15 @@ impl DockerClient {
 
     /// The full inspect output (the typed [`DockerClient::inspect`] keeps only what the
     /// controller needs; recreating needs everything).
+    /// The ID of the image `name` runs (for a roll that may have to put it back).
+    pub async fn image_id(&self, name: &str) -> Result<String, DockerError> {
+        let container = self.inspect_full(name).await?;
+        container.image.ok_or(DockerError::Incomplete {
+            name: name.to_string(),
+            missing: "Image",
+        })
+    }
+
     pub(super) async fn inspect_full(
         &self,
         name: &str,

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use tokio::time::Instant;
 
 use super::poll_schedule::drain_poll_delay;
+use super::ramp::Ramp;
 use super::{
     Action, Clock, ContainerState, DrainResult, Input, MachineSettings, Observed, Owner, Ownership,
     PhaseName, Report, StopRequest, Trigger,
@@ -60,6 +61,8 @@ pub struct Machine {
     pub(super) stop: Option<StopRequest>,
     /// When `stop`'s hold ends, on the monotonic clock (set at the first input after `stop`).
     pub(super) stop_deadline: Option<Instant>,
+    /// A slow start in progress (see `after_restore.rs`).
+    pub(super) ramp: Option<Ramp>,
 }
 
 impl Machine {
@@ -76,6 +79,7 @@ impl Machine {
             dynamic: false,
             stop: owned.as_ref().and_then(|o| o.stop),
             stop_deadline: None,
+            ramp: None,
             owned,
         }
     }
@@ -115,7 +119,9 @@ impl Machine {
             Phase::Unknown => PhaseName::Unknown,
             Phase::Serving => PhaseName::InRotation,
             Phase::Operator => PhaseName::Operator,
+            Phase::Draining { .. } if self.failed() => PhaseName::Failed,
             Phase::Draining { .. } => PhaseName::Draining,
+            Phase::Held if self.failed() => PhaseName::Failed,
             Phase::Held => PhaseName::Held,
             Phase::Gating { .. } => PhaseName::Gating,
             Phase::Warming { .. } => PhaseName::Warming,
@@ -163,10 +169,11 @@ impl Machine {
     /// When the controller must feed [`Input::Tick`] next.
     pub fn next_wakeup(&self) -> Option<Instant> {
         let stop = self.stop_deadline.filter(|_| self.stop.is_some());
-        match (self.phase_wakeup(), stop) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let ramp = self.ramp.map(|r| r.next);
+        [self.phase_wakeup(), stop, ramp]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn phase_wakeup(&self) -> Option<Instant> {
@@ -204,9 +211,12 @@ impl Machine {
             // Loaded from the state file: place the hold on this process's monotonic clock.
             self.stop_deadline = Some(clock.now + stop.remaining(clock.unix_ms));
         }
+        self.interrupt_ramp(&input, clock, &mut out);
         match input {
-            Input::Sync { container, haproxy } => self.sync(container, haproxy, clock, &mut out),
-            Input::Observe(observed) => self.observe(observed),
+            Input::Sync { container, haproxy } => {
+                self.sync_after(container, haproxy, clock, &mut out)
+            }
+            Input::Observe(observed) => self.observe_after(observed, clock, &mut out),
             Input::Stopping {
                 trigger,
                 sticky,
@@ -322,6 +332,7 @@ impl Machine {
                     trigger,
                     since_unix_ms: clock.unix_ms,
                     stop,
+                    ramping: false,
                 });
             }
         }
@@ -330,6 +341,7 @@ impl Machine {
 
     fn tick(&mut self, clock: Clock, out: &mut Vec<Action>) {
         let now = clock.now;
+        self.ramp_due(clock, out);
         if self.stop_deadline.is_some_and(|d| now >= d) {
             self.stop_hold_over(clock, out);
         }

@@ -8,8 +8,10 @@
 //! Docker event means which input), [`budget`] (may one more server go out) and
 //! [`server_options`] (how a weight or a dynamic server is said to HAProxy), [`poll_schedule`]
 //! (when a drain polls its sessions next), [`agent_answer`] (what the agent check answers in pull
-//! mode).
+//! mode), [`ramp`] (the weight steps of a slow start) and [`watch`] (is a server that just came
+//! back clearly worse than its peers).
 
+mod after_restore;
 pub mod agent_answer;
 pub mod budget;
 pub mod docker_input;
@@ -17,6 +19,7 @@ mod machine;
 mod owner;
 mod phase_name;
 pub mod poll_schedule;
+pub mod ramp;
 pub mod server_options;
 mod stop_request;
 mod sync;
@@ -24,6 +27,7 @@ mod sync;
 mod tests;
 mod transitions;
 mod trigger;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -64,6 +68,10 @@ pub struct Ownership {
     /// The container's run was asked to end: no restore until a run that started later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRequest>,
+    /// Back in rotation, its weight ramping up to `prior_weight`: kept so that a restart in the
+    /// middle of a ramp sets `prior_weight` at once rather than leaving a step behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ramping: bool,
 }
 
 impl Ownership {
@@ -78,6 +86,7 @@ impl Ownership {
             trigger: Trigger::Reconcile,
             since_unix_ms: unix_ms,
             stop: None,
+            ramping: false,
         }
     }
 }
@@ -126,6 +135,10 @@ pub struct MachineSettings {
     pub poll_interval: Duration,
     /// How often the health gate probes a starting container.
     pub probe_interval: Duration,
+    /// Slow start after a restore (zero: the weight comes back at once; see [`ramp`]).
+    pub ramp: Duration,
+    /// How long a restored server is compared with its peers (zero: not watched).
+    pub watch: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +184,9 @@ pub enum Input {
 pub enum Action {
     SetAdmin(AdminState),
     SetWeight(u32),
+    /// A slow start's step: like `SetWeight`, but HAProxy refusing it (a static algorithm takes
+    /// only 0% and 100%) is not a failed restore; the ramp sees the weight it got and yields.
+    RampStep(u32),
     SetAddr(IpAddr, Option<u16>),
     ShutdownSessions,
     DelServer,
@@ -180,6 +196,11 @@ pub enum Action {
     Probe,
     /// Read HAProxy's check state and feed back [`Input::HaproxyCheck`].
     PollCheck,
+    /// Read the server's state and weight and feed back [`Input::Observe`] (a ramp's step).
+    ReadServer,
+    /// Compare the server with its peers for this long (see [`watch`]); a clearly worse server
+    /// comes back as an [`Input::Stopping`] with [`Trigger::Watch`].
+    Watch(Duration),
     /// Persist this ownership record before anything else happens (write-ahead).
     Own(Ownership),
     /// Forget the ownership record.
@@ -234,5 +255,10 @@ pub enum Report {
     /// that ignores a `docker kill -s TERM`): the server goes back through the gate.
     StopIgnored {
         held: Duration,
+    },
+    /// A ramp found a weight it did not set (an operator's) and left it as it is.
+    RampYielded {
+        expected: u32,
+        found: u32,
     },
 }

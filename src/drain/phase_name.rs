@@ -11,6 +11,8 @@ pub enum PhaseName {
     Held,
     Gating,
     Warming,
+    /// Taken out by the post-restore watch; back only with `ready`.
+    Failed,
 }
 
 impl PhaseName {
@@ -23,6 +25,7 @@ impl PhaseName {
             PhaseName::Held => "held",
             PhaseName::Gating => "gating",
             PhaseName::Warming => "warming",
+            PhaseName::Failed => "failed",
         }
     }
 }

@@ -193,24 +193,42 @@ impl Machine {
             self.phase = Phase::Serving;
             return;
         };
-        if let (Some(weight), Some(obs)) = (owned.prior_weight, self.observed) {
+        let back_in = owned.prior_admin == AdminState::Ready && owned.prior_weight != Some(0);
+        let ramp = self.ramp_for(&owned, back_in, clock);
+        let weight = ramp.map(|r| r.last_set).or(owned.prior_weight);
+        if let (Some(weight), Some(obs)) = (weight, self.observed) {
             if obs.weight != weight {
-                out.push(Action::SetWeight(weight));
+                out.push(match ramp {
+                    Some(_) => Action::RampStep(weight),
+                    None => Action::SetWeight(weight),
+                });
             }
         }
         self.set_admin(owned.prior_admin, out);
-        out.push(Action::Disown);
+        self.ramp = ramp;
+        if ramp.is_some() {
+            let record = Ownership {
+                ramping: true,
+                ..owned.clone()
+            };
+            out.push(Action::Own(record.clone()));
+            self.owned = Some(record);
+        } else {
+            out.push(Action::Disown);
+        }
         out.push(Action::Report(Report::Restored {
             start_to_rotation: self.started_at.map(|s| clock.now - s),
             out_of_rotation: Duration::from_millis(
                 clock.unix_ms.saturating_sub(owned.since_unix_ms),
             ),
         }));
-        if let (Some(weight), Some(obs)) = (owned.prior_weight, self.observed.as_mut()) {
+        if let (Some(weight), Some(obs)) = (weight, self.observed.as_mut()) {
             obs.weight = weight;
         }
-        let back_in = owned.prior_admin == AdminState::Ready && owned.prior_weight != Some(0);
         self.phase = if back_in {
+            if !self.settings.watch.is_zero() {
+                out.push(Action::Watch(self.settings.watch));
+            }
             Phase::Serving
         } else {
             Phase::Operator
@@ -270,6 +288,7 @@ impl Machine {
                     trigger: Trigger::Api,
                     since_unix_ms: clock.unix_ms,
                     stop: self.stop,
+                    ramping: false,
                 });
                 out.extend(self.owned.clone().map(Action::Own));
                 self.phase = Phase::Held;

@@ -12,6 +12,9 @@ pub enum Trigger {
     Reconcile,
     /// The Docker API gate, before it forwards a stop (see `src/gate`).
     Gate,
+    /// The post-restore watch found the server clearly worse than its peers: it is failed and
+    /// stays out (sticky) until `ready`.
+    Watch,
 }
 
 impl Trigger {
@@ -22,6 +25,7 @@ impl Trigger {
             Trigger::Roll => "roll",
             Trigger::Reconcile => "reconcile",
             Trigger::Gate => "gate",
+            Trigger::Watch => "watch",
         }
     }
 }

@@ -63,6 +63,7 @@ mod tests {
             check_fall: Some(3),
             last_change: None,
             addr: String::new(),
+            traffic: Default::default(),
         }
     }
 

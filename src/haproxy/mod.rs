@@ -20,6 +20,7 @@ pub mod level;
 pub mod parse;
 pub mod reply;
 pub mod stat;
+pub mod traffic;
 pub mod transport;
 pub mod types;
 
@@ -28,4 +29,5 @@ pub use client::{Client, DEFAULT_MAX_REPLY_BYTES, DEFAULT_TIMEOUT};
 pub use command::Command;
 pub use error::{AddrError, CommandError, HaproxyError, ParseError};
 pub use reply::{RawReply, Reply};
+pub use traffic::Traffic;
 pub use types::*;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::ParseError;
+use super::traffic::TrafficColumns;
 use super::types::{RowKind, ServerStatus, StatRow};
 
 impl ServerStatus {
@@ -87,6 +88,7 @@ pub fn parse_stat(text: &str) -> Result<Vec<StatRow>, ParseError> {
         check_rise: columns.get("check_rise").copied(),
         check_fall: columns.get("check_fall").copied(),
         lastchg: columns.get("lastchg").copied(),
+        traffic: TrafficColumns::find(&columns),
     };
     lines
         .enumerate()
@@ -110,6 +112,7 @@ struct StatColumns {
     check_rise: Option<usize>,
     check_fall: Option<usize>,
     lastchg: Option<usize>,
+    traffic: TrafficColumns,
 }
 
 fn stat_row(idx: &StatColumns, line: &str, line_number: usize) -> Result<StatRow, ParseError> {
@@ -146,6 +149,7 @@ fn stat_row(idx: &StatColumns, line: &str, line_number: usize) -> Result<StatRow
         check_fall: optional(idx.check_fall),
         last_change: idx.lastchg.map(cell).and_then(|v| v.parse().ok()),
         addr: cell(idx.addr).to_string(),
+        traffic: idx.traffic.read(&cells),
     })
 }
 

@@ -187,6 +187,9 @@ pub struct StatRow {
     pub last_change: Option<u64>,
     /// `ip:port` as HAProxy prints it.
     pub addr: String,
+    /// Requests, errors and response time, for the post-restore watch.
+    #[serde(default)]
+    pub traffic: super::traffic::Traffic,
 }
 
 /// A subset of `show info`.

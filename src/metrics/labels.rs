@@ -16,7 +16,7 @@ pub const OPEN_VOCABULARY_LIMIT: usize = 32;
 /// The label value every unknown or over-the-limit value becomes.
 pub const OTHER: &str = "other";
 
-pub const TRIGGERS: &[&str] = &["docker_event", "api", "roll", "reconcile", "gate"];
+pub const TRIGGERS: &[&str] = &["docker_event", "api", "roll", "reconcile", "gate", "watch"];
 
 pub const OWNERS: &[&str] = &["operator", "haproxy-drain"];
 

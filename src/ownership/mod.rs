@@ -212,6 +212,7 @@ mod tests {
             trigger: Trigger::DockerEvent,
             since_unix_ms: 42,
             stop: None,
+            ramping: false,
         }
     }
 

@@ -17,6 +17,7 @@ mod progress;
 mod recover;
 mod run;
 mod surge;
+mod watch_step;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,12 @@ pub struct RollSpec {
     pub surge: bool,
     /// With `surge`: how many containers are replaced at once.
     pub max_surge: usize,
+    /// After each container: wait this long for the post-restore watch (its `watch` window)
+    /// before the next one; a failed verdict stops the roll (see [`watch_step`]).
+    pub watch: Option<Duration>,
+    /// With `image` and `watch`: a container that fails its watch (or does not come back) is
+    /// recreated on the image it ran before.
+    pub rollback_on_failure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,9 +110,17 @@ pub trait RollDocker: Send + Sync {
     /// Brings back a container a roll had stopped (or set aside) when haproxy-drain died:
     /// afterwards it exists under its name and runs.
     fn finish_interrupted<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// The image ID the container runs, for `--rollback-on-failure`; `None`: unknown.
+    fn image_id<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>, DockerError>> {
+        let _ = name;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 impl RollDocker for DockerClient {
+    fn image_id<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>, DockerError>> {
+        Box::pin(async move { DockerClient::image_id(self, name).await.map(Some) })
+    }
     fn check_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(self.require_container(name))
     }

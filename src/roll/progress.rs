@@ -42,6 +42,10 @@ pub enum StepKind {
     Swap,
     /// `--surge`: the temporary server deleted, the old container stopped and removed.
     Retire,
+    /// `--watch`: the post-restore watch's window passed without a failed verdict.
+    Watch,
+    /// `--rollback-on-failure`: the container recreated on its previous image, in rotation.
+    Rollback,
 }
 
 impl StepKind {
@@ -58,6 +62,8 @@ impl StepKind {
             StepKind::Admit => "admit",
             StepKind::Swap => "swap",
             StepKind::Retire => "retire",
+            StepKind::Watch => "watch",
+            StepKind::Rollback => "rollback",
         }
     }
 }

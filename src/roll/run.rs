@@ -70,6 +70,10 @@ impl Runner {
                     untouched(&batches, done)
                 ));
             }
+            let rolled = batches[..done].iter().flat_map(|b| b.iter());
+            if let Some(failed) = self.failed_among(rolled).await {
+                return Err(format!("{failed}{}", untouched(&batches, done - 1)));
+            }
             let results = join_all(batch.iter().map(|name| self.roll_one(name, spec))).await;
             self.count_steps(&results);
             let failures = errors_of(results);
@@ -124,14 +128,33 @@ impl Runner {
     }
 
     async fn roll_one(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
-        let target = Target::Container(name.to_string());
+        let previous = self.previous_image(name, spec).await?;
         self.drain_step(name, spec).await?;
-        // From the stop until the container runs again, the state file names it: a daemon
-        // killed in between finishes the step at its next start (`finish_interrupted`).
+        self.replace_recorded(name, spec).await?;
+        let back = match self.ready_step(name, spec).await {
+            Ok(()) => self.watch_step(name, spec).await,
+            failed => failed,
+        };
+        match (back, previous) {
+            (Err(error), Some(image)) => Err(self.roll_back(name, &image, spec, error).await),
+            (back, _) => back,
+        }
+    }
+
+    /// Stop → (recreate) → start, with the container named in the state file from its stop
+    /// until it runs again: a daemon killed in between finishes the step at its next start
+    /// (`finish_interrupted`).
+    pub(super) async fn replace_recorded(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
+        let target = Target::Container(name.to_string());
         self.record_rolling(name, true).await?;
         let replaced = self.replace(name, spec, &target).await;
         self.record_rolling(name, false).await?;
-        replaced?;
+        replaced
+    }
+
+    /// Waits until the controller has the container's server back in rotation.
+    pub(super) async fn ready_step(&self, name: &str, spec: &RollSpec) -> Result<(), String> {
+        let target = Target::Container(name.to_string());
         self.step(Some(name), StepKind::Ready, async {
             let report = self
                 .ready_when_known(target, spec.step_timeout)

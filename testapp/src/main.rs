@@ -12,6 +12,8 @@
 //!   - `serve`: keep serving normally, new connections included, for `GRACE_MS` (15000), then
 //!     behave like `graceful` (an app with a shutdown delay).
 //! - `STARTUP_DELAY_MS`: sleep before listening; `FAIL_HEALTH=1`: `/health` answers 500
+//! - `FAIL_PERCENT` (0): this many of every 100 app requests answer 500, spread evenly (not
+//!   `/health`, so the app passes its health checks and fails its users: a bad release)
 //! - `STOP_DELAY_MS` (with `ON_SIGTERM=graceful`): keep accepting this long after the signal
 //!   before closing the listener ("lame duck"), for requests a proxy had already sent when the
 //!   signal came — Docker signals the app and reports the `kill` event at the same moment
@@ -39,6 +41,8 @@ use std::time::{Duration, Instant};
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Set by `/health/fail`, cleared by `/health/ok`: a container that turns unhealthy on demand.
 static HEALTH_BROKEN: AtomicBool = AtomicBool::new(false);
+/// App requests answered so far, for `FAIL_PERCENT`.
+static APP_REQUESTS: AtomicUsize = AtomicUsize::new(0);
 
 struct Settings {
     port: u16,
@@ -49,6 +53,7 @@ struct Settings {
     fail_health: bool,
     startup_delay: Duration,
     stop_delay: Duration,
+    fail_percent: usize,
 }
 
 fn env_u64(name: &str) -> u64 {
@@ -100,6 +105,7 @@ fn settings(args: &[String]) -> Settings {
         fail_health: std::env::var("FAIL_HEALTH").is_ok_and(|v| v.trim() == "1"),
         startup_delay: Duration::from_millis(env_u64("STARTUP_DELAY_MS")),
         stop_delay: Duration::from_millis(env_u64("STOP_DELAY_MS")),
+        fail_percent: env_u64("FAIL_PERCENT").min(100) as usize,
     }
 }
 
@@ -242,6 +248,12 @@ fn respond(request: &http::Request, settings: &Settings) -> (u16, String, Option
         path => {
             // The app's "work": a per-request delay, so drains have in-flight requests to wait for.
             thread::sleep(delay);
+            // Spread evenly: request n fails when it completes another whole percent-step.
+            let n = APP_REQUESTS.fetch_add(1, Ordering::SeqCst);
+            let p = settings.fail_percent;
+            if (n + 1) * p / 100 > n * p / 100 {
+                return (500, "failing on purpose (FAIL_PERCENT)\n".into(), None);
+            }
             let body = format!(
                 "instance={} version={} method={} path={path}\n",
                 settings.name, settings.version, request.method

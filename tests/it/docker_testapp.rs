@@ -204,3 +204,28 @@ fn stop_delay_keeps_accepting_for_a_while_after_sigterm() {
         crate::support::docker::docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &app.id]);
     assert_eq!(exit_code, "0");
 }
+
+/// `:bad` (`FAIL_PERCENT=50`): healthy, and exactly half of its app requests answer 500.
+#[test]
+fn the_bad_image_fails_half_of_its_app_requests_but_not_its_health() {
+    let app = ContainerSpec::new("bad")
+        .image(crate::support::docker::IMAGE_BAD)
+        .run();
+    wait_listening(&app);
+    let statuses: Vec<u16> = (0..20)
+        .map(|_| get(&app, "/").expect("an answer").0)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    for _ in 0..5 {
+        assert_eq!(get(&app, "/health").expect("health").0, 200);
+    }
+}

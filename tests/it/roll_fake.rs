@@ -25,6 +25,8 @@ type Log = Arc<Mutex<Vec<String>>>;
 
 /// Images that never become healthy in the fake world.
 const BAD_IMAGE: &str = "testapp:broken";
+/// Healthy, but the post-restore watch fails its server (`status` says `failed`).
+const FAILING_IMAGE: &str = "testapp:fails-watch";
 
 struct FakeDocker {
     log: Log,
@@ -136,6 +138,9 @@ impl RollDocker for FakeDocker {
             })
         })
     }
+    fn image_id<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>, DockerError>> {
+        Box::pin(async move { Ok(self.running.lock().unwrap().get(name).cloned()) })
+    }
     fn finish_interrupted_surge<'a>(
         &'a self,
         name: &'a str,
@@ -185,8 +190,16 @@ fn fake_controller(
         while let Some(request) = rx.recv().await {
             match request {
                 ControlRequest::Status { reply } => {
-                    let names: Vec<String> = running.lock().unwrap().keys().cloned().collect();
-                    let _ = reply.send(names.iter().map(|n| view(n)).collect());
+                    let running = running.lock().unwrap().clone();
+                    let views = running.iter().map(|(name, image)| ServerView {
+                        phase: if image == FAILING_IMAGE {
+                            "failed".into()
+                        } else {
+                            "in_rotation".into()
+                        },
+                        ..view(name)
+                    });
+                    let _ = reply.send(views.collect());
                 }
                 ControlRequest::Drain { request, reply } => {
                     assert_eq!(request.trigger, Trigger::Roll);
@@ -291,7 +304,12 @@ fn world() -> World {
     let copies: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let docker = FakeDocker {
         log: log.clone(),
-        images: vec!["testapp:v1".into(), "testapp:v2".into(), BAD_IMAGE.into()],
+        images: vec![
+            "testapp:v1".into(),
+            "testapp:v2".into(),
+            BAD_IMAGE.into(),
+            FAILING_IMAGE.into(),
+        ],
         running: running.clone(),
         copies: copies.clone(),
     };
@@ -311,6 +329,8 @@ fn spec(containers: &[&str], image: Option<&str>, max_unavailable: usize) -> Rol
         step_timeout: Duration::from_secs(1),
         surge: false,
         max_surge: 1,
+        watch: None,
+        rollback_on_failure: false,
     }
 }
 
@@ -587,4 +607,109 @@ async fn max_surge_replaces_containers_in_batches() {
     assert!(position("retire c") > position("ready c"));
     let zero = w.manager.start(surge_spec(&["a"], None, 0));
     assert!(matches!(zero, Err(RollError::Invalid(_))), "{zero:?}");
+}
+
+fn watched(containers: &[&str], image: &str, rollback_on_failure: bool) -> RollSpec {
+    RollSpec {
+        watch: Some(Duration::from_millis(300)),
+        rollback_on_failure,
+        ..spec(containers, Some(image), 1)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_watch_stops_the_roll_naming_the_server() {
+    let world = world();
+    let id = world
+        .manager
+        .start(watched(&["a", "b", "c"], FAILING_IMAGE, false))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    let error = progress.error.unwrap();
+    assert!(
+        error.starts_with("a: watch failed: be/a failed the post-restore watch"),
+        "{error}"
+    );
+    assert!(error.ends_with("not touched: b, c"), "{error}");
+    assert_eq!(
+        log_of(&world),
+        [
+            "drain a",
+            "stop a",
+            "recreate a testapp:fails-watch",
+            "start a",
+            "ready a"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_watch_that_passes_lets_the_roll_go_on_after_the_window() {
+    let world = world();
+    let started = std::time::Instant::now();
+    let id = world
+        .manager
+        .start(watched(&["a", "b"], "testapp:v2", false))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Succeeded, "{progress:?}");
+    let watches = progress.steps.iter().filter(|s| s.kind.as_str() == "watch");
+    assert_eq!(watches.count(), 2);
+    // Each container waits its window (300 ms) plus the grace for a last verdict.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn rollback_on_failure_recreates_the_previous_image_and_readies_it() {
+    let world = world();
+    let id = world
+        .manager
+        .start(watched(&["a", "b"], FAILING_IMAGE, true))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    let error = progress.error.unwrap();
+    assert!(
+        error.contains("be/a failed the post-restore watch")
+            && error.contains("rolled back: a runs its previous image testapp:v1 again")
+            && error.ends_with("not touched: b"),
+        "{error}"
+    );
+    assert_eq!(
+        log_of(&world),
+        [
+            "drain a",
+            "stop a",
+            "recreate a testapp:fails-watch",
+            "start a",
+            "ready a",
+            "stop a",
+            "recreate a testapp:v1",
+            "start a",
+            "ready a"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_watch_a_roll_does_not_go_past_a_failed_server() {
+    let world = world();
+    let id = world
+        .manager
+        .start(spec(&["a", "b"], Some(FAILING_IMAGE), 1))
+        .unwrap();
+    let progress = finished(&world.manager, &id).await;
+    assert_eq!(progress.state, RollState::Failed);
+    let error = progress.error.unwrap();
+    assert!(
+        error.starts_with("a: be/a failed the post-restore watch"),
+        "{error}"
+    );
+    assert!(error.ends_with("not touched: b"), "{error}");
+    assert!(
+        !log_of(&world).iter().any(|l| l.ends_with(" b")),
+        "{:?}",
+        log_of(&world)
+    );
 }

@@ -20,6 +20,8 @@ pub(super) fn settings(mode: DrainMode) -> MachineSettings {
         health_timeout: Duration::from_secs(10),
         poll_interval: Duration::from_millis(100),
         probe_interval: Duration::from_millis(250),
+        ramp: Duration::ZERO,
+        watch: Duration::ZERO,
     }
 }
 
@@ -59,6 +61,8 @@ pub(super) fn stop() -> Input {
 pub(super) enum A {
     Admin(AdminState),
     Weight(u32),
+    /// A ramp's step (`Action::RampStep`).
+    Step(u32),
     Addr(IpAddr),
     Shutdown,
     Del,
@@ -73,6 +77,11 @@ pub(super) enum A {
     GateTimeout,
     Fix(&'static str),
     StopIgnored,
+    /// The record kept during a ramp, with its target weight.
+    Ramping(Option<u32>),
+    Read,
+    Watch,
+    Yielded(u32, u32),
 }
 
 pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
@@ -81,13 +90,18 @@ pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
         .map(|a| match a {
             Action::SetAdmin(s) => A::Admin(s),
             Action::SetWeight(w) => A::Weight(w),
+            Action::RampStep(w) => A::Step(w),
             Action::SetAddr(ip, _) => A::Addr(ip),
             Action::ShutdownSessions => A::Shutdown,
             Action::DelServer => A::Del,
             Action::PollSessions => A::Poll,
             Action::Probe => A::Probe,
             Action::PollCheck => A::Check,
+            Action::Own(o) if o.ramping => A::Ramping(o.prior_weight),
             Action::Own(o) => A::Own(o.prior_admin, o.prior_weight, o.sticky),
+            Action::ReadServer => A::Read,
+            Action::Watch(_) => A::Watch,
+            Action::Report(Report::RampYielded { expected, found }) => A::Yielded(expected, found),
             Action::Disown => A::Disown,
             Action::Report(Report::DrainStarted { .. }) => A::Started,
             Action::Report(Report::DrainFinished {
@@ -106,8 +120,12 @@ pub(super) fn simplify(actions: Vec<Action>) -> Vec<A> {
 pub(super) type Step = (u64, Input, Vec<A>, &'static str);
 
 pub(super) fn check(mode: DrainMode, owned: Option<Ownership>, steps: Vec<Step>) {
+    check_with(settings(mode), owned, steps)
+}
+
+pub(super) fn check_with(settings: MachineSettings, owned: Option<Ownership>, steps: Vec<Step>) {
     let t0 = Instant::now();
-    let mut machine = Machine::new(settings(mode), owned);
+    let mut machine = Machine::new(settings, owned);
     for (i, (ms, input, expected, phase)) in steps.into_iter().enumerate() {
         let clock = Clock {
             now: t0 + Duration::from_millis(ms),
@@ -127,4 +145,5 @@ mod agent;
 mod cycle;
 mod ownership;
 mod properties;
+mod ramp_cycle;
 mod stop_rule;

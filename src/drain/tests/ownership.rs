@@ -178,6 +178,7 @@ fn restart_after_own_crash_restores_from_the_record() {
         trigger: Trigger::DockerEvent,
         since_unix_ms: 999_000,
         stop: None,
+        ramping: false,
     };
     check(
         DrainMode::Drain,
@@ -243,6 +244,7 @@ fn dynamic_server_is_deleted_on_destroy() {
         trigger: Trigger::DockerEvent,
         since_unix_ms: 0,
         stop: None,
+        ramping: false,
     };
     check(
         DrainMode::Drain,

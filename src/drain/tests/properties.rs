@@ -182,10 +182,12 @@ proptest! {
     #[test]
     fn invariants_hold_for_any_sequence(
         mode in prop_oneof![Just(DrainMode::Drain), Just(DrainMode::Maint), Just(DrainMode::Weight)],
+        ramp_ms in prop_oneof![Just(0u64), Just(1_000u64)],
         events in proptest::collection::vec((0u64..600, event()), 1..60),
     ) {
         let mut world = World { t0: Instant::now(), ms: 0, run_started_ms: 0, pending: None };
-        let mut m = Machine::new(settings(mode), None);
+        let ramp = Duration::from_millis(ramp_ms);
+        let mut m = Machine::new(MachineSettings { ramp, ..settings(mode) }, None);
         m.handle(sync(running(OLD_IP), observed(Ready, 10, true)), world.clock());
         for (dt, event) in &events {
             world.ms += dt;

@@ -20,13 +20,16 @@ pub const IMAGE_NOHC_V2: &str = "haproxy-drain-testapp:nohc-v2";
 /// fault campaign need `ON_SIGTERM=ignore|serve`; see docker/build-test-images.sh).
 pub const IMAGE_SIGTERM: &str = "haproxy-drain-testapp:sigterm";
 pub const IMAGE_SIGTERM_V2: &str = "haproxy-drain-testapp:sigterm-v2";
-const ALL_IMAGES: [&str; 6] = [
+/// Healthy, but half of its app requests answer 500 (`FAIL_PERCENT=50`): a bad release.
+pub const IMAGE_BAD: &str = "haproxy-drain-testapp:bad";
+const ALL_IMAGES: [&str; 7] = [
     IMAGE_HC,
     IMAGE_NOHC,
     IMAGE_V2,
     IMAGE_NOHC_V2,
     IMAGE_SIGTERM,
     IMAGE_SIGTERM_V2,
+    IMAGE_BAD,
 ];
 /// The port testapp listens on inside its container.
 pub const APP_PORT: u16 = 8080;
