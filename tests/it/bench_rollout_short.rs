@@ -1,6 +1,8 @@
 //! The short variant of the rollout bench (`benches/rollout.rs`), so the harness cannot rot:
 //! every scenario once, 2 containers, 50 ms requests; the drain-aware scenarios lose nothing,
-//! and the report and its plot are written.
+//! and the report and its plot are written. The app keeps accepting 300 ms after SIGTERM (the
+//! README's lame-duck advice): a plain `docker restart` signals the app when we hear of it, and an
+//! app that closes its listener at once can refuse a request HAProxy sent in between.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,8 @@ use crate::support::roll::World;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rollout_scenario_runs_and_the_drain_aware_ones_lose_nothing() {
     let began = Instant::now();
-    let mut world = World::start(2, IMAGE_HC, &[("ON_SIGTERM", "graceful")]).await;
+    let env = [("ON_SIGTERM", "graceful"), ("STOP_DELAY_MS", "300")];
+    let mut world = World::start(2, IMAGE_HC, &env).await;
     let mut runs = Vec::new();
     for scenario in scenarios::scenarios() {
         let run = measure(&mut world, &scenario, 50, 4).await;
