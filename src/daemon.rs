@@ -186,6 +186,10 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let metrics_task = tokio::spawn(metrics_server.run(metrics.clone(), shutdown.clone()));
 
     let mut fleet = Fleet::new(clients, metrics.clone());
+    let pull_mode = agent
+        .as_ref()
+        .map(|(link, _)| link.mode)
+        .filter(|m| *m != Mode::Push);
     let agent_task = match agent {
         Some((link, responder)) => {
             fleet = fleet.with_agent(link.clone());
@@ -216,6 +220,12 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let handle = ControllerHandle::new(control_tx);
     let rolls = RollManager::new(handle.clone(), Arc::new(docker.clone()), shutdown.clone());
     rolls.set_metrics(metrics.clone());
+    if let Some(mode) = pull_mode {
+        rolls.refuse_surge(format!(
+            "--surge needs `add server` on an admin socket and haproxy-drain runs in pull mode \
+             ({mode:?}); roll without --surge works"
+        ));
+    }
     rolls.set_journal(store);
     // Before the control API serves a new roll: the container it would look for may be set aside.
     let finish = rolls.finish_interrupted();

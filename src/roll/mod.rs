@@ -214,6 +214,8 @@ struct Inner {
     rolls: Mutex<Vec<RollRecorder>>,
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
     journal: std::sync::OnceLock<Arc<OwnershipStore>>,
+    /// Why `--surge` cannot work here (pull mode has no `add server`), set once at start-up.
+    no_surge: std::sync::OnceLock<String>,
 }
 
 impl RollManager {
@@ -231,6 +233,7 @@ impl RollManager {
                 rolls: Mutex::new(Vec::new()),
                 metrics: std::sync::OnceLock::new(),
                 journal: std::sync::OnceLock::new(),
+                no_surge: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -238,6 +241,11 @@ impl RollManager {
     /// Counts containers rolled and rolls finished in these metrics (set once, at start-up).
     pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
         let _ = self.inner.metrics.set(metrics);
+    }
+
+    /// Refuses `roll --surge` up front with this reason (set once, at start-up).
+    pub fn refuse_surge(&self, reason: String) {
+        let _ = self.inner.no_surge.set(reason);
     }
 
     /// Records every container from its stop until it runs again in this state file (set once,
@@ -295,6 +303,9 @@ impl RollManager {
     /// Returns the roll's id at once.
     pub fn start(&self, spec: RollSpec) -> Result<String, RollError> {
         validate(&spec)?;
+        if let Some(reason) = self.inner.no_surge.get().filter(|_| spec.surge) {
+            return Err(RollError::Invalid(reason.clone()));
+        }
         let mut rolls = self.inner.rolls.lock().unwrap_or_else(|p| p.into_inner());
         let wanted: HashSet<&String> = spec.containers.iter().collect();
         for roll in rolls.iter().filter(|r| r.is_running()) {

@@ -309,12 +309,44 @@ async fn push_mode_with_an_agent_answers_what_the_commands_did() {
     assert!(log.contains("mode=\"push\""), "{log}");
 }
 
+/// A surge needs `add server`, which pull mode never sends: refused before any copy exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_refuses_roll_surge_up_front() {
+    let world = AgentWorld::start(Drive::PullUser, 1).await;
+    let name = world.apps[0].name().to_string();
+    let live = [
+        "inspect",
+        "-f",
+        "{{.Id}} {{.State.Running}} {{.State.StartedAt}}",
+        &name,
+    ];
+    let before = world.docker(&live).await;
+    let output = roll_with(&world, 1, &["--surge"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "surge accepted: {stderr}");
+    assert!(stderr.contains("pull mode"), "{stderr}");
+    assert_eq!(
+        world.docker(&live).await,
+        before,
+        "the container was touched"
+    );
+    let copy = format!("name={name}.haproxy-drain-new");
+    let copies = world.docker(&["ps", "-aq", "--filter", &copy]).await;
+    assert!(copies.trim().is_empty(), "a copy was made: {copies}");
+}
+
 async fn roll(world: &AgentWorld, i: usize) -> Output {
+    roll_with(world, i, &[]).await
+}
+
+async fn roll_with(world: &AgentWorld, i: usize, extra: &[&str]) -> Output {
     let name = world.apps[i - 1].name().to_string();
     let socket = world.daemon.control_socket();
+    let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
     blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
             .args(["roll", &name, "--timeout", "60s"])
+            .args(&extra)
             .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
             .output()
             .expect("CLI runs")
