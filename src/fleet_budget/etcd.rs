@@ -183,15 +183,9 @@ impl EtcdSlots {
         holder: &Holder,
         lease: i64,
     ) -> Result<(), FleetError> {
-        let mut client = self.client.clone();
         let key = self.keys.slot(backend, host, server);
-        let options = PutOptions::new().with_lease(lease);
-        self.call(
-            "write a slot",
-            client.put(key, slot_value(holder), Some(options)),
-        )
-        .await
-        .map(|_| ())
+        self.put_leased("write a slot", key, slot_value(holder), lease)
+            .await
     }
 
     pub async fn delete_slot(
@@ -214,15 +208,29 @@ impl EtcdSlots {
         servers: usize,
         lease: i64,
     ) -> Result<(), FleetError> {
-        let mut client = self.client.clone();
         let key = self.keys.host(backend, host);
-        let options = PutOptions::new().with_lease(lease);
-        self.call(
+        self.put_leased(
             "publish the host's server count",
-            client.put(key, servers.to_string(), Some(options)),
+            key,
+            servers.to_string(),
+            lease,
         )
         .await
-        .map(|_| ())
+    }
+
+    /// A key that lives as long as `lease` (etcd deletes it when the lease expires).
+    async fn put_leased(
+        &self,
+        operation: &str,
+        key: String,
+        value: String,
+        lease: i64,
+    ) -> Result<(), FleetError> {
+        let mut client = self.client.clone();
+        let options = PutOptions::new().with_lease(lease);
+        self.call(operation, client.put(key, value, Some(options)))
+            .await
+            .map(|_| ())
     }
 
     /// The slots `host` holds in any backend (a restarted sidecar adopts them).

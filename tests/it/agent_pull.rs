@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use haproxy_drain::haproxy::AdminState;
 
+use crate::control_check::check;
 use crate::support::agent_world::{AgentWorld, Drive, AGENT_INTER_MS, SERVE};
 use crate::support::docker::{unique_name, ContainerSpec, IMAGE_NOHC};
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
@@ -348,21 +349,6 @@ async fn roll_with(world: &AgentWorld, i: usize, extra: &[&str]) -> Output {
             .args(["roll", &name, "--timeout", "60s"])
             .args(&extra)
             .env("HAPROXY_DRAIN_CONTROL_SOCKET", socket)
-            .output()
-            .expect("CLI runs")
-    })
-    .await
-}
-
-async fn check(args: &[String]) -> Output {
-    let args = args.to_vec();
-    blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
-            .arg("check")
-            .args(&args)
-            .env_remove("HAPROXY_DRAIN_CONFIG")
-            .env_remove("HAPROXY_DRAIN_HAPROXY")
-            .env_remove("HAPROXY_DRAIN_AGENT_LISTEN")
             .output()
             .expect("CLI runs")
     })

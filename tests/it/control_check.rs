@@ -6,7 +6,8 @@ use crate::support::docker::{unique_name, ContainerSpec, TestNetwork, APP_PORT, 
 use crate::support::haproxy::HaproxyFixture;
 use crate::support::roll::blocking;
 
-async fn check(args: &[String]) -> Output {
+/// `haproxy-drain check ARGS…`, blind to the settings this machine's environment may carry.
+pub(crate) async fn check(args: &[String]) -> Output {
     let args = args.to_vec();
     blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_haproxy-drain"))
@@ -14,6 +15,7 @@ async fn check(args: &[String]) -> Output {
             .args(&args)
             .env_remove("HAPROXY_DRAIN_CONFIG")
             .env_remove("HAPROXY_DRAIN_HAPROXY")
+            .env_remove("HAPROXY_DRAIN_AGENT_LISTEN")
             .output()
             .expect("CLI runs")
     })

@@ -3,11 +3,10 @@
 //! `show servers state` and etcd's slots, every 20 ms) never sees more than one server out.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Instant;
 
 use crate::fleet_budget::text;
-use crate::packaging_ansible::ansible_playbook;
+use crate::packaging_ansible::{ansible_playbook, run_playbook};
 use crate::support::docker::{docker_ok, ensure_test_images, IMAGE_NOHC_V2};
 use crate::support::fleet::{Etcd, FleetHost, FleetSampler, FleetSpec};
 use crate::support::load::Load;
@@ -45,21 +44,6 @@ fn inventory(dir: &Path, hosts: &[&FleetHost]) -> PathBuf {
     path
 }
 
-fn run_playbook(inventory: &Path) -> Output {
-    Command::new(ansible_playbook())
-        .arg("-i")
-        .arg(inventory)
-        .args(["rollout.yml", "-e", "rollout_serial=100%"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ansible"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env(
-            "ANSIBLE_CONFIG",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/ansible/ansible.cfg"),
-        )
-        .output()
-        .expect("ansible-playbook runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ansible_with_every_host_at_once_never_has_more_than_the_fleet_budget_out() {
     tokio::task::spawn_blocking(|| {
@@ -84,9 +68,11 @@ async fn ansible_with_every_host_at_once_never_has_more_than_the_fleet_budget_ou
         .collect();
     let sampler = FleetSampler::start(&hosts, &etcd.url, &spec.slots_prefix());
     let started = Instant::now();
-    let output = tokio::task::spawn_blocking(move || run_playbook(&inventory))
-        .await
-        .expect("playbook");
+    let output = tokio::task::spawn_blocking(move || {
+        run_playbook(&inventory, &["-e", "rollout_serial=100%"])
+    })
+    .await
+    .expect("playbook");
     let took = started.elapsed();
     let (max_out, max_slots, samples) = sampler.finish().await;
     let mut failed = Vec::new();

@@ -121,11 +121,13 @@ fn inventory(
     path
 }
 
-fn run_playbook(inventory: &Path) -> Output {
+/// `ansible-playbook -i INVENTORY rollout.yml EXTRA…` with the project's ansible.cfg.
+pub(crate) fn run_playbook(inventory: &Path, extra: &[&str]) -> Output {
     Command::new(ansible_playbook())
         .arg("-i")
         .arg(inventory)
         .arg("rollout.yml")
+        .args(extra)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ansible"))
         .env("ANSIBLE_NOCOLOR", "1")
         .env(
@@ -252,7 +254,7 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
     // 1. Every host to v2, one host per batch (35% of 3), under load.
     let loads = load_on(&hosts);
     let inv = inventory(dir.path(), &hosts, APP_V2, &[]);
-    let output = tokio::task::spawn_blocking(move || run_playbook(&inv))
+    let output = tokio::task::spawn_blocking(move || run_playbook(&inv, &[]))
         .await
         .unwrap();
     let report = stop(loads).await;
@@ -293,7 +295,7 @@ async fn ansible_rolls_the_fleet_in_batches_and_stops_at_a_host_that_never_gets_
     //    on its first container and keeps the second, host3 is never touched.
     let loads = load_on(&hosts);
     let inv = inventory(dir.path(), &hosts, APP_V1, &[("host2", IMAGE_UNHEALTHY)]);
-    let output = tokio::task::spawn_blocking(move || run_playbook(&inv))
+    let output = tokio::task::spawn_blocking(move || run_playbook(&inv, &[]))
         .await
         .unwrap();
     let report = stop(loads).await;

@@ -310,16 +310,7 @@ async fn a_copy_swapped_in_by_a_surge_is_drained_when_it_is_later_recreated() {
         .await;
     let load = Load::start_mix(world.frontend, &LOAD);
     for index in 0..world.containers.len() {
-        let name = world.name(index);
-        let args = world.containers[index].spec.run_args();
-        let id = blocking(move || {
-            docker_ok(&["stop", "-t", "10", &name]);
-            docker_ok(&["rm", "-v", &name]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            docker_ok(&args)
-        })
-        .await;
-        world.containers[index].id = id;
+        world.recreate(index).await;
         world
             .wait_all_in_rotation(std::time::Duration::from_secs(30))
             .await;

@@ -17,6 +17,7 @@ use haproxy_drain::haproxy::{AdminState, Client, OpState, ServerId, ServerState}
 use super::daemon::Daemon;
 use super::docker::{unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT};
 use super::haproxy::{free_loopback_port, HaproxyConfig, HaproxyFixture};
+use super::stack::retrying_backend;
 use super::wait::{wait_server, wait_until};
 
 pub const WEIGHT: u32 = 23;
@@ -199,21 +200,10 @@ impl FleetHost {
             .collect();
         let port = free_loopback_port();
         let backend = &spec.backend;
-        let mut sections = format!(
-            "backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n    \
-             retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n    \
-             timeout connect 500ms\n    default-server inter 300ms fall 2 rise 1\n"
-        );
-        for (i, app) in apps.iter().enumerate() {
-            let ip = app.ip().expect("app container has an address");
-            sections.push_str(&format!(
-                "    server app{} {ip}:{APP_PORT} check weight {WEIGHT}\n",
-                i + 1
-            ));
-        }
-        sections.push_str(&format!(
-            "frontend fe_{backend}\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n"
-        ));
+        let ips = apps
+            .iter()
+            .map(|app| app.ip().expect("app container has an address"));
+        let sections = retrying_backend(backend, "inter 300ms fall 2 rise 1", ips, WEIGHT, port);
         let haproxy = HaproxyFixture::start_with(HaproxyConfig::new(sections)).await;
         let config = tempfile::Builder::new()
             .prefix("hdt-fleet-config-")

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::support::daemon::Daemon;
 use crate::support::docker::{
-    docker, unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT,
+    docker, docker_ok, unique_name, ContainerSpec, TestContainer, TestNetwork, APP_PORT,
 };
 use crate::support::haproxy::{free_loopback_port, HaproxyFixture};
 
@@ -157,6 +157,21 @@ impl World {
 
     pub fn names(&self) -> Vec<String> {
         (0..self.containers.len()).map(|i| self.name(i)).collect()
+    }
+
+    /// `docker stop` + `docker rm` + `docker run` of container `index` with its own spec, as
+    /// compose does (the new container may get another address); returns when `run` has.
+    pub async fn recreate(&mut self, index: usize) {
+        let name = self.name(index);
+        let args = self.containers[index].spec.run_args();
+        let id = blocking(move || {
+            docker_ok(&["stop", "-t", "10", &name]);
+            docker_ok(&["rm", "-v", &name]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker_ok(&args)
+        })
+        .await;
+        self.containers[index].id = id;
     }
 
     pub fn server(&self, index: usize) -> ServerId {

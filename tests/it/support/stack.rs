@@ -86,21 +86,10 @@ impl Stack {
             })
             .collect();
         let port = free_loopback_port();
-        let mut sections = format!(
-            "backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n    \
-             retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n    \
-             timeout connect 500ms\n    default-server inter 500ms fall 2 rise 2\n"
-        );
-        for (i, app) in apps.iter().enumerate() {
-            let ip = app.ip().expect("app container has an address");
-            sections.push_str(&format!(
-                "    server app{} {ip}:{APP_PORT} check weight {WEIGHT}\n",
-                i + 1
-            ));
-        }
-        sections.push_str(&format!(
-            "frontend fe_{backend}\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n"
-        ));
+        let ips = apps
+            .iter()
+            .map(|app| app.ip().expect("app container has an address"));
+        let sections = retrying_backend(&backend, "inter 500ms fall 2 rise 2", ips, WEIGHT, port);
         let mut config = HaproxyConfig::new(sections);
         for line in &options.global {
             config = config.global(line.clone());
@@ -183,4 +172,31 @@ impl Stack {
         })
         .await
     }
+}
+
+/// A backend that retries and redispatches (`retry-on all-retryable-errors`, `timeout connect
+/// 500ms`), a `server appN IP:APP_PORT check weight WEIGHT` for each address, and a frontend on
+/// `127.0.0.1:port`; `default_server` sets the checks (e.g. `inter 500ms fall 2 rise 2`).
+pub fn retrying_backend(
+    backend: &str,
+    default_server: &str,
+    ips: impl IntoIterator<Item = std::net::IpAddr>,
+    weight: u32,
+    port: u16,
+) -> String {
+    let mut sections = format!(
+        "backend {backend}\n    balance roundrobin\n    option httpchk GET /health\n    \
+         retries 3\n    option redispatch 1\n    retry-on all-retryable-errors\n    \
+         timeout connect 500ms\n    default-server {default_server}\n"
+    );
+    for (i, ip) in ips.into_iter().enumerate() {
+        sections.push_str(&format!(
+            "    server app{} {ip}:{APP_PORT} check weight {weight}\n",
+            i + 1
+        ));
+    }
+    sections.push_str(&format!(
+        "frontend fe_{backend}\n    bind 127.0.0.1:{port}\n    default_backend {backend}\n"
+    ));
+    sections
 }

@@ -124,16 +124,7 @@ async fn roll(world: &mut World, extra: &[&str]) {
 /// container may get another address, which haproxy-drain sets on the server.
 async fn recreate(world: &mut World) {
     for index in 0..world.containers.len() {
-        let name = world.name(index);
-        let args = world.containers[index].spec.run_args();
-        let id = blocking(move || {
-            docker_ok(&["stop", "-t", "10", &name]);
-            docker_ok(&["rm", "-v", &name]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            docker_ok(&args)
-        })
-        .await;
-        world.containers[index].id = id;
+        world.recreate(index).await;
         wait_back(world, index).await;
     }
 }
