@@ -77,9 +77,7 @@ pub fn draw(runs: &[Measurement], path: &Path) -> Result<(), String> {
         let label = |x: &f64| {
             let i = x.floor() as usize;
             match names.get(i) {
-                Some(n) if (x - x.floor() - 0.5).abs() < 0.01 => {
-                    n.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-                }
+                Some(n) if (x - x.floor() - 0.5).abs() < 0.01 => axis_label(n),
                 _ => String::new(),
             }
         };
@@ -107,4 +105,13 @@ pub fn draw(runs: &[Measurement], path: &Path) -> Result<(), String> {
     }
     root.present().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// "4c haproxy-drain roll --surge" → "4c --surge": the scenario's number and its last word
+/// before any ':', ',' or '(' (whole names overlap under the bars).
+fn axis_label(name: &str) -> String {
+    let (number, rest) = name.split_once(' ').unwrap_or((name, ""));
+    let rest = rest.split([':', ',', '(']).next().unwrap_or_default();
+    let word = rest.split_whitespace().last().unwrap_or_default();
+    format!("{number} {word}")
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use haproxy_drain::haproxy::types::WeightSpec;
 
-use crate::support::docker::{docker, docker_ok, IMAGE_V2};
+use crate::support::docker::{docker, docker_ok, ContainerSpec, TestContainer, IMAGE_HC, IMAGE_V2};
 use crate::support::roll::{blocking, World, WEIGHT};
 
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,6 +71,11 @@ pub fn scenarios() -> Vec<Scenario> {
         daemon: true,
         rollout: |w| Box::pin(recreate(w)),
     });
+    list.push(Scenario {
+        name: "6 engine only: run + rm of as many containers outside the backend (the floor)",
+        daemon: true,
+        rollout: |w| Box::pin(engine_only(w)),
+    });
     list
 }
 
@@ -127,6 +132,25 @@ async fn recreate(world: &mut World) {
         world.recreate(index).await;
         wait_back(world, index).await;
     }
+}
+
+/// No server changes at all: the engine starts as many containers beside the backend as a surge
+/// makes copies, then stops and removes them, so its p99 column is what container starts and
+/// stops alone cost the requests on this machine (dockerd, containerd, runc and the kernel share
+/// the cores with HAProxy and the apps).
+async fn engine_only(world: &mut World) {
+    let (image, network) = (IMAGE_HC, &world.network);
+    let started: Vec<TestContainer> = {
+        let mut started = Vec::new();
+        for index in 0..world.containers.len() {
+            let spec = ContainerSpec::new(&format!("engine{index}"))
+                .image(image)
+                .network(network);
+            started.push(blocking(move || spec.run()).await);
+        }
+        started
+    };
+    blocking(move || drop(started)).await;
 }
 
 /// Until HAProxy shows server `index` `UP` (any weight).
