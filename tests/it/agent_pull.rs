@@ -211,6 +211,54 @@ async fn pull_mode_with_a_lame_duck_delay_longer_than_agent_inter_loses_nothing(
     assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
 }
 
+/// An HAProxy reload in the middle of a pull-mode drain: the new worker starts with the server in
+/// rotation (an agent's answer is runtime state, lost with the old worker), asks the agent within
+/// `agent-inter`, is told `drain` again, and the app, still serving out its grace after SIGTERM,
+/// loses nothing. The server is out again while the container still runs, and comes back after
+/// `start`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_mode_keeps_a_draining_server_out_across_a_haproxy_reload() {
+    let serve = [("ON_SIGTERM", "serve"), ("GRACE_MS", "4000")];
+    let mut world = AgentWorld::start_with(Drive::PullUser, 2, "", &serve).await;
+    let load = Load::start(world.frontend, LOAD_CLIENTS, LOAD_PATH);
+    wait_for_traffic(&load).await;
+    let out = |s: &haproxy_drain::haproxy::ServerState| {
+        s.admin.as_admin_state() != AdminState::Ready || s.weight == 0
+    };
+
+    let id = world.id(1);
+    let stop = tokio::task::spawn_blocking(move || {
+        crate::support::docker::docker_ok(&["stop", "-t", "15", &id])
+    });
+    world
+        .wait_state(1, "out of rotation (agent drain)", out)
+        .await;
+    let info = world.haproxy.reload().await;
+    let reloaded = std::time::Instant::now();
+    world
+        .wait_state(1, "out again in the reloaded worker", out)
+        .await;
+    let again = reloaded.elapsed();
+    let running = world
+        .docker(&["inspect", "-f", "{{.State.Running}}", &world.id(1)])
+        .await;
+    assert_eq!(
+        running.trim(),
+        "true",
+        "the server must be out again while its container still serves out its grace"
+    );
+    stop.await.expect("docker stop");
+    world.docker(&["start", &world.id(1)]).await;
+    world.wait_in_rotation(1).await;
+    wait_for_traffic(&load).await;
+    let report = load.stop().await;
+    eprintln!(
+        "pull mode, HAProxy reloaded mid-drain (new worker pid {}): out {again:?} after the new worker first answered",
+        info.pid
+    );
+    assert_eq!(report.failed, 0, "failed requests: {:?}", report.failures);
+}
+
 /// Push (admin socket, commands) against pull (user socket, agent every 100 ms) on the same
 /// setup: `docker stop`'s kill event → HAProxy shows the server out of rotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
