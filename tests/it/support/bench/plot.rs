@@ -107,11 +107,18 @@ pub fn draw(runs: &[Measurement], path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// "4c haproxy-drain roll --surge" → "4c --surge": the scenario's number and its last word
-/// before any ':', ',' or '(' (whole names overlap under the bars).
+/// "4c haproxy-drain roll --surge" → "4c --surge", "6 engine only: …" → "6 engine": the
+/// scenario's number and its flag, else its first word (whole names overlap under the bars).
 fn axis_label(name: &str) -> String {
     let (number, rest) = name.split_once(' ').unwrap_or((name, ""));
     let rest = rest.split([':', ',', '(']).next().unwrap_or_default();
-    let word = rest.split_whitespace().last().unwrap_or_default();
+    let words: Vec<&str> = rest
+        .split_whitespace()
+        .filter(|w| *w != "haproxy-drain")
+        .collect();
+    let word = match words.last() {
+        Some(flag) if flag.starts_with("--") => flag,
+        _ => words.first().unwrap_or(&""),
+    };
     format!("{number} {word}")
 }
