@@ -6,6 +6,9 @@
 //! requests, `BENCH_REPEATS` times each. Writes `docs/bench/RESULTS.md`, `docs/bench/rollout.png`
 //! (the first behaviour) and `rollout-<behaviour>.png` (the others). It also measures the
 //! daemon's idle CPU and RSS over `BENCH_IDLE_SECS`.
+//!
+//! `BENCH_SCENARIOS=4c,6` (scenario numbers) and `BENCH_DELAYS=50` run a part only, for trying a
+//! change; a partial run prints its tables and writes nothing.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -43,22 +46,40 @@ async fn run() {
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .collect();
+    let list = |name: &str| -> Option<Vec<String>> {
+        let value = std::env::var(name).ok()?;
+        Some(value.split(',').map(|v| v.trim().to_string()).collect())
+    };
+    let (only, delays) = (list("BENCH_SCENARIOS"), list("BENCH_DELAYS"));
+    let partial = only.is_some() || delays.is_some();
+    let delays: Vec<u64> = delays
+        .map(|d| d.iter().filter_map(|d| d.parse().ok()).collect())
+        .unwrap_or_else(|| vec![50, 500]);
+    let chosen = |name: &str| {
+        only.as_ref().is_none_or(|only| {
+            only.iter()
+                .any(|n| name.split(' ').next() == Some(n.as_str()))
+        })
+    };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/bench");
     std::fs::create_dir_all(&dir).expect("docs/bench");
     let mut idle = None;
     let mut sections = String::new();
     for (index, app) in apps.iter().enumerate() {
         let mut world = World::start(containers, IMAGE_HC, &[("ON_SIGTERM", app)]).await;
-        if idle.is_none() {
+        if idle.is_none() && !partial {
             let pid = world.daemon.pid().expect("daemon runs");
             let sampler = CostSampler::start(pid);
             tokio::time::sleep(Duration::from_secs(idle_secs as u64)).await; // the idle window itself
             idle = Some(sampler.stop().await);
         }
         let mut runs = Vec::new();
-        for delay in [50, 500] {
+        for &delay in &delays {
             for repeat in 1..=repeats {
-                for scenario in scenarios::scenarios() {
+                for scenario in scenarios::scenarios()
+                    .into_iter()
+                    .filter(|s| chosen(s.name))
+                {
                     eprintln!(
                         "[{:>4.0} s] ON_SIGTERM={app}, {delay} ms, run {repeat}/{repeats}: {}",
                         began.elapsed().as_secs_f64(),
@@ -76,6 +97,10 @@ async fn run() {
             }
         }
         drop(world);
+        if partial {
+            println!("\n## ON_SIGTERM={app} (partial run)\n{}", markdown(&runs));
+            continue;
+        }
         let png = if index == 0 {
             "rollout.png".to_string()
         } else {
@@ -86,6 +111,9 @@ async fn run() {
             "\n## The app on SIGTERM: `{app}`\n\n![rollout, ON_SIGTERM={app}]({png})\n{}",
             markdown(&runs)
         ));
+    }
+    if partial {
+        return;
     }
     let idle = idle.unwrap_or_default();
     let report = format!(
