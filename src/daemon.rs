@@ -189,7 +189,7 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     let pull_mode = agent
         .as_ref()
         .map(|(link, _)| link.mode)
-        .filter(|m| *m != Mode::Push);
+        .filter(|m| !m.sends_commands());
     let agent_task = match agent {
         Some((link, responder)) => {
             fleet = fleet.with_agent(link.clone());
@@ -223,7 +223,8 @@ pub async fn run(args: RunArgs, mut stop: Shutdown) -> Result<(), DaemonError> {
     if let Some(mode) = pull_mode {
         rolls.refuse_surge(format!(
             "--surge needs `add server` on an admin socket and haproxy-drain runs in pull mode \
-             ({mode:?}); roll without --surge works"
+             (mode: {}); roll without --surge works",
+            mode.as_str()
         ));
     }
     rolls.set_journal(store);
