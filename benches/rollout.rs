@@ -40,16 +40,13 @@ async fn run() {
     );
     eprintln!("{facts}");
     let began = Instant::now();
-    let apps: Vec<String> = std::env::var("BENCH_APPS")
-        .unwrap_or_else(|_| "graceful,exit".to_string())
-        .split(',')
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .collect();
+    // A comma-separated setting, `None` when unset.
     let list = |name: &str| -> Option<Vec<String>> {
         let value = std::env::var(name).ok()?;
-        Some(value.split(',').map(|v| v.trim().to_string()).collect())
+        let items = value.split(',').map(str::trim).filter(|v| !v.is_empty());
+        Some(items.map(str::to_string).collect())
     };
+    let apps = list("BENCH_APPS").unwrap_or_else(|| vec!["graceful".into(), "exit".into()]);
     let (only, delays) = (list("BENCH_SCENARIOS"), list("BENCH_DELAYS"));
     let partial = only.is_some() || delays.is_some();
     let delays: Vec<u64> = delays

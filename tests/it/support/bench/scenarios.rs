@@ -139,17 +139,13 @@ async fn recreate(world: &mut World) {
 /// stops alone cost the requests on this machine (dockerd, containerd, runc and the kernel share
 /// the cores with HAProxy and the apps).
 async fn engine_only(world: &mut World) {
-    let (image, network) = (IMAGE_HC, &world.network);
-    let started: Vec<TestContainer> = {
-        let mut started = Vec::new();
-        for index in 0..world.containers.len() {
-            let spec = ContainerSpec::new(&format!("engine{index}"))
-                .image(image)
-                .network(network);
-            started.push(blocking(move || spec.run()).await);
-        }
-        started
-    };
+    let mut started: Vec<TestContainer> = Vec::new();
+    for index in 0..world.containers.len() {
+        let spec = ContainerSpec::new(&format!("engine{index}"))
+            .image(IMAGE_HC)
+            .network(&world.network);
+        started.push(blocking(move || spec.run()).await);
+    }
     blocking(move || drop(started)).await;
 }
 
